@@ -1,0 +1,157 @@
+"""The `torch.compile` backend: `torch.compile(model, backend="mlirforge")`.
+
+Dynamo hands us a torch-level graph; aot_autograd turns it into an ATen graph
+(functionalised, decomposed with torch-mlir's table, weights lifted to inputs
+and marked static) for the forward pass. The forward is compiled by IREE; a
+backward pass, when autograd needs one, runs eagerly.
+
+Shapes: a graph with concrete shapes is compiled at once. When dynamo makes a
+graph dynamic (after it saw a second shape), we specialise it per concrete
+input shape at call time, up to `max_shape_variants` shapes per graph; calls
+with further shapes run eagerly. Recompiles of a shape already seen in another
+process come from the on-disk module cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+from functorch.compile import make_boxed_func
+from torch._dynamo.backends.common import aot_autograd
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from mlirforge.config import CompileConfig
+from mlirforge.lowering.fx_import import aten_decompositions
+from mlirforge.lowering.graph_compiler import STATS, FallbackReport, compile_with_fallback
+
+log = logging.getLogger("mlirforge")
+
+
+class FallbackWarning(UserWarning):
+    """Part of a model runs in eager PyTorch because mlirforge cannot lower it."""
+
+
+_reported: set[str] = set()
+_report_lock = threading.Lock()
+
+
+def _report_fallback(report: FallbackReport) -> None:
+    """Tell the user once per op (and once per reason) what runs eagerly."""
+    with _report_lock:
+        new_ops = {op: n for op, n in report.ops.items() if op not in _reported}
+        _reported.update(new_ops)
+        reason = report.whole_graph_reason
+        new_reason = reason is not None and reason not in _reported
+        if new_reason:
+            _reported.add(reason)
+    if new_ops:
+        listed = ", ".join(f"{op} ({n} node{'s' * (n > 1)})" for op, n in sorted(new_ops.items()))
+        warnings.warn(
+            f"mlirforge: these ops cannot be lowered and run in eager PyTorch: {listed}; "
+            "the rest of the graph is compiled",
+            FallbackWarning,
+            stacklevel=2,
+        )
+    if new_reason:
+        first = reason.splitlines()[0]
+        warnings.warn(
+            f"mlirforge: a graph runs in eager PyTorch: {first}", FallbackWarning, stacklevel=2
+        )
+
+
+def _static_positions(example_inputs: Sequence) -> list[int]:
+    """Placeholder positions holding weights/buffers, as aot_autograd marked them."""
+    ctx = torch._guards.TracingContext.try_get()
+    meta = getattr(ctx, "fw_metadata", None) if ctx is not None else None
+    if meta is not None and getattr(meta, "static_input_indices", None) is not None:
+        return list(meta.static_input_indices)
+    return [i for i, x in enumerate(example_inputs) if isinstance(x, torch.nn.Parameter)]
+
+
+def _is_symbolic(x) -> bool:
+    if isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return True
+    if isinstance(x, torch.Tensor):
+        return any(isinstance(d, torch.SymInt) for d in x.shape)
+    return False
+
+
+def _shape_key(args: Sequence) -> tuple:
+    return tuple(
+        (tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else (type(a).__name__, a)
+        for a in args
+    )
+
+
+class ShapeSpecialized:
+    """Compiles a dynamic-shape graph once per concrete shape, up to a bound."""
+
+    def __init__(self, gm: torch.fx.GraphModule, static: list[int], config: CompileConfig):
+        self.gm = gm
+        self.static = static
+        self.config = config
+        self.variants: dict[tuple, Callable] = {}
+        self._warned = False
+
+    def __call__(self, *args):
+        key = _shape_key(args)
+        fn = self.variants.get(key)
+        if fn is None:
+            if len(self.variants) >= self.config.max_shape_variants:
+                if not self._warned:
+                    self._warned = True
+                    warnings.warn(
+                        f"mlirforge: more than {self.config.max_shape_variants} input shapes for "
+                        "one graph; further shapes run in eager PyTorch "
+                        "(raise the 'max_shape_variants' option to compile more)",
+                        FallbackWarning,
+                        stacklevel=2,
+                    )
+                return self.gm(*args)
+            concrete = make_fx(self.gm, decomposition_table=aten_decompositions(), tracing_mode="fake")(
+                *args
+            )
+            fn, report = compile_with_fallback(concrete, self.static, self.config.lowering)
+            _report_fallback(report)
+            self.variants[key] = fn
+        return fn(*args)
+
+
+def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_inputs):
+    static = _static_positions(example_inputs)
+    if any(_is_symbolic(x) for x in example_inputs):
+        fn: Callable = ShapeSpecialized(gm, static, config)
+    else:
+        fn, report = compile_with_fallback(gm, static, config.lowering)
+        _report_fallback(report)
+    return make_boxed_func(fn)
+
+
+def _eager_backward(gm: torch.fx.GraphModule, example_inputs):
+    return make_boxed_func(gm)
+
+
+def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **kwargs):
+    """The dynamo backend entry point (registered as `mlirforge`).
+
+    `options` (from `torch.compile(..., options=...)`) are validated by
+    `CompileConfig.from_options`; a bad key raises `UserError` naming it.
+    """
+    if kwargs:
+        options = {**(options or {}), **kwargs}
+    config = CompileConfig.from_options(options)
+    compiler = aot_autograd(
+        fw_compiler=lambda g, ex: _compile_forward(config, g, ex),
+        bw_compiler=_eager_backward,
+        decompositions=aten_decompositions(),
+    )
+    return compiler(gm, example_inputs)
+
+
+def stats():
+    """Process-wide counters of what the backend compiled and ran."""
+    return STATS

@@ -1,0 +1,32 @@
+"""Side-by-side timing: candidates timed in interleaved rounds in one process."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+
+def interleaved_times(
+    fns: Sequence[Callable[[], object]], rounds: int = 30, inner: int = 5, warmup: int = 3
+) -> list[list[float]]:
+    """Per function, `rounds` samples of seconds per call, taken A,B,A,B,...
+
+    Interleaving makes frequency changes and noisy neighbours hit every
+    function alike, so the comparison never rests on a number measured earlier.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[i].append((time.perf_counter() - start) / inner)
+    return samples
+
+
+def median_us(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1e6

@@ -1,0 +1,132 @@
+"""The `iree-compile` stage: MLIR text -> vmfb, with an on-disk module cache.
+
+We run the `iree-compile` tool as a subprocess rather than through the
+in-process API so that (a) a compiler crash cannot take the user's process down
+and (b) the reproducer's command line is exactly what ran.
+
+The cache key is the SHA-256 of the input text, the flags, the input type, the
+tool versions and the host CPU's fingerprint; a second process compiling the
+same graph with the same flags reads the vmfb back instead of running IREE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlirforge.lowering.stages import cache_root, stage_failure
+from mlirforge.lowering.target import host_cpu
+from mlirforge.lowering.versions import tool_versions
+
+log = logging.getLogger("mlirforge.lowering")
+
+INPUT_TYPES = {"linalg": "none", "torch": "torch", "auto": "auto"}
+
+
+@dataclass
+class CompileResult:
+    vmfb: bytes
+    key: str
+    cached: bool
+    seconds: float
+    command: list[str]
+
+
+def iree_compile_tool() -> str:
+    from iree.compiler.tools.binaries import find_tool
+
+    return find_tool("iree-compile")
+
+
+def compile_flags(form: str, extra_flags: Sequence[str]) -> list[str]:
+    """Full iree-compile flags for the host CPU and an input form."""
+    return [
+        *host_cpu().iree_flags(),
+        f"--iree-input-type={INPUT_TYPES[form]}",
+        *extra_flags,
+    ]
+
+
+def module_key(mlir_text: str, flags: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(mlir_text.encode())
+    h.update(json.dumps(list(flags)).encode())
+    h.update(json.dumps(tool_versions(), sort_keys=True).encode())
+    h.update(host_cpu().fingerprint.encode())
+    return h.hexdigest()
+
+
+class ModuleCache:
+    """Compiled vmfbs on disk, one file per key; writes are atomic renames."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = (root or cache_root()) / "modules"
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.vmfb"
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: str, vmfb: bytes) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(vmfb)
+            os.replace(tmp, self.path(key))
+        except OSError as exc:  # a full or read-only disk costs a recompile, nothing more
+            log.warning("could not write the module cache at %s: %s", self.root, exc)
+
+
+def compile_mlir(
+    mlir_text: str,
+    form: str = "linalg",
+    extra_flags: Sequence[str] = (),
+    cache: ModuleCache | None = None,
+    source_name: str = "input.mlir",
+) -> CompileResult:
+    """Compile MLIR text for the host CPU; returns the vmfb and how it was obtained.
+
+    Raises `LoweringError` (stage `iree-compile`) with IREE's diagnostics,
+    rewritten to name `source_name`, and a reproducer directory.
+    """
+    flags = compile_flags(form, extra_flags)
+    key = module_key(mlir_text, flags)
+    start = time.perf_counter()
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            log.debug("module cache hit %s", key[:12])
+            return CompileResult(hit, key, True, time.perf_counter() - start, [])
+    tool = iree_compile_tool()
+    with tempfile.TemporaryDirectory(prefix="mlirforge-compile-") as tmp:
+        src = Path(tmp) / "input.mlir"
+        out = Path(tmp) / "module.vmfb"
+        src.write_text(mlir_text)
+        command = ["iree-compile", "input.mlir", "-o", "module.vmfb", *flags]
+        proc = subprocess.run(
+            [tool, str(src), "-o", str(out), *flags],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not out.exists():
+            diagnostics = proc.stderr.replace(str(src), source_name) or f"iree-compile exited {proc.returncode}"
+            raise stage_failure("iree-compile", diagnostics, {"input.mlir": mlir_text}, command)
+        vmfb = out.read_bytes()
+    seconds = time.perf_counter() - start
+    log.debug("iree-compile %.2fs (%s)", seconds, key[:12])
+    if cache is not None:
+        cache.put(key, vmfb)
+    return CompileResult(vmfb, key, False, seconds, command)

@@ -1,0 +1,92 @@
+"""Bind graph arguments that are weights to IREE parameters.
+
+torch-mlir imports every placeholder as an argument of `@main`. Weights passed
+as arguments would be re-read, re-transposed and re-packed on every call, and
+weights embedded as constants would be printed into MLIR text on every compile.
+Instead each weight argument becomes an immutable `util.global` whose initial
+value is `#stream.parameter.named<"mlirforge"::"pN">`: the vmfb holds no
+weight bytes, IREE hoists weight-only work (transposes, data-tiling packs) into
+module initialisation, and the runtime supplies the bytes from memory
+(`lowering.runtime`) or from a `.irpa` archive (artifacts).
+
+The original function is kept, renamed and private, and a new public `@main`
+loads the globals and calls it; IREE inlines the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlirforge.lowering.ir import ir, new_context
+from mlirforge.lowering.runtime import PARAMETER_SCOPE, parameter_key
+
+GRAPH_FUNC = "__mlirforge_graph"
+
+
+def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name: str = "main") -> str:
+    """Turn the listed arguments of `@func_name` into named IREE parameters.
+
+    Parameter k (in the order of `param_arg_indices`) gets the key
+    `parameter_key(k)`. Returns new MLIR text whose `@func_name` takes only the
+    remaining arguments, in their original order. Raises ValueError if the
+    function is missing or an index is out of range.
+    """
+    if not param_arg_indices:
+        return mlir_text
+    context = new_context()
+    with context, ir.Location.unknown():
+        module = ir.Module.parse(mlir_text)
+        func = _find_func(module, func_name)
+        ftype = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
+        arg_types = [str(t) for t in ftype.inputs]
+        result_types = [str(t) for t in ftype.results]
+        params = set(param_arg_indices)
+        bad = [i for i in params if i < 0 or i >= len(arg_types)]
+        if bad:
+            raise ValueError(f"parameter argument indices {bad} out of range for @{func_name}")
+
+        func.attributes["sym_name"] = ir.StringAttr.get(GRAPH_FUNC)
+        func.attributes["sym_visibility"] = ir.StringAttr.get("private")
+
+        lines: list[str] = []
+        for k, i in enumerate(param_arg_indices):
+            lines.append(
+                f'util.global private @__param_{k} = #stream.parameter.named<"{PARAMETER_SCOPE}"'
+                f'::"{parameter_key(k)}"> : {arg_types[i]}'
+            )
+        user_args = [i for i in range(len(arg_types)) if i not in params]
+        sig = ", ".join(f"%arg{i}: {arg_types[i]}" for i in user_args)
+        res = ", ".join(result_types)
+        lines.append(f"func.func @{func_name}({sig}) -> ({res}) {{")
+        slot = {i: k for k, i in enumerate(param_arg_indices)}
+        for i, k in slot.items():
+            lines.append(f"  %arg{i} = util.global.load @__param_{k} : {arg_types[i]}")
+        call_args = ", ".join(f"%arg{i}" for i in range(len(arg_types)))
+        call_type = f"({', '.join(arg_types)}) -> ({res})"
+        if result_types:
+            names = ", ".join(f"%r#{j}" for j in range(len(result_types)))
+            lines.append(f"  %r:{len(result_types)} = func.call @{GRAPH_FUNC}({call_args}) : {call_type}")
+            lines.append(f"  return {names} : {res}")
+        else:
+            lines.append(f"  func.call @{GRAPH_FUNC}({call_args}) : {call_type}")
+            lines.append("  return")
+        lines.append("}")
+        # The callee is declared so the snippet verifies on its own; only the
+        # globals and the new entry point are moved into the real module.
+        decl = f"func.func private @{GRAPH_FUNC}({', '.join(arg_types)}) -> ({res})"
+        snippet = ir.Module.parse("\n".join([decl, *lines]))
+        for op in list(snippet.body.operations)[1:]:
+            op.detach_from_parent()
+            module.body.append(op)
+        if not module.operation.verify():
+            raise ValueError("binding parameters produced an invalid module")
+        return module.operation.get_asm()
+
+
+def _find_func(module, name: str):
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
+            return op
+    raise ValueError(f"no function @{name} in the module")
+
+
