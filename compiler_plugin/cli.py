@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from mlirforge.lowering.errors import LoweringError, MlirforgeError, UserError
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # torch.export's internals warn about their own deprecations; not the user's business.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args, parser)

@@ -66,10 +66,21 @@ def unsupported_ops_in(diagnostics: str) -> list[str]:
     return found
 
 
-def _format_diagnostic(diag) -> str:
-    lines = [f"{diag.location}: {str(diag.severity).split('.')[-1].lower()}: {diag.message}"]
+_FILE_LOC = re.compile(r'loc\("(?P<file>[^"]*)":(?P<line>\d+):(?P<col>\d+)')
+
+
+def format_location(loc) -> str:
+    """`loc("f.py":21:0)` -> `f.py:21:0`; other locations as MLIR prints them."""
+    text = str(loc)
+    match = _FILE_LOC.search(text)
+    return f"{match['file']}:{match['line']}:{match['col']}" if match else text
+
+
+def _format_diagnostic(diag, severity: str | None = None) -> str:
+    sev = severity or str(diag.severity).split(".")[-1].lower()
+    lines = [f"{format_location(diag.location)}: {sev}: {diag.message}"]
     for note in diag.notes:
-        lines.append(_format_diagnostic(note))
+        lines.append(_format_diagnostic(note, "note"))
     return "\n".join(lines)
 
 
@@ -112,7 +123,8 @@ def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: s
             with context:
                 PassManager.parse(pipeline).run(module.operation)
         except Exception as exc:
-            text = "\n".join(diagnostics) or str(exc)
+            located = [_format_diagnostic(d, "error") for d in getattr(exc, "error_diagnostics", [])]
+            text = "\n".join(diagnostics + located) or str(exc)
             command = ["torch-mlir-opt", f"--pass-pipeline={pipeline}", "input.mlir"]
             raise stage_failure(
                 stage, text, {"input.mlir": before}, command, unsupported_ops_in(text)

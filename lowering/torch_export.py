@@ -65,6 +65,8 @@ def export_model(
         else:
             raise UserError(f"unsupported model input kind {spec.kind.name} ({spec.arg})")
     lowered = lower_graph(program.graph_module, static, options)
+    # The graph returns a flat tuple; the model's own output structure is the call spec's.
+    lowered.out_spec = program.call_spec.out_spec
     return ExportedModel(
         lowered=lowered,
         parameters=[tensors[p] for p in lowered.param_positions],

@@ -1,0 +1,117 @@
+"""The lowering pieces: parameters, the module cache, stage reproducers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import mlirforge
+from mlirforge.lowering.errors import LoweringError
+from mlirforge.lowering.fx_import import unsupported_ops_in
+from mlirforge.lowering.iree_compile import compile_mlir
+from mlirforge.lowering.options import LoweringOptions
+from mlirforge.lowering.params import bind_parameters
+from mlirforge.lowering.torch_export import export_model
+
+LINEAR = """func.func @main(%w: tensor<8x4xf32>, %x: tensor<2x4xf32>) -> tensor<2x8xf32> {
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<4x8xf32>
+  %t = linalg.transpose ins(%w : tensor<8x4xf32>) outs(%e : tensor<4x8xf32>) permutation = [1, 0]
+  %o = tensor.empty() : tensor<2x8xf32>
+  %f = linalg.fill ins(%cst : f32) outs(%o : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %m = linalg.matmul ins(%x, %t : tensor<2x4xf32>, tensor<4x8xf32>) outs(%f : tensor<2x8xf32>) -> tensor<2x8xf32>
+  return %m : tensor<2x8xf32>
+}
+"""
+
+
+def test_bind_parameters_turns_weights_into_named_parameters():
+    bound = bind_parameters(LINEAR, [0])
+    assert '#stream.parameter.named<"mlirforge"::"p0"> : tensor<8x4xf32>' in bound
+    assert re.search(r"func\.func @main\(%\w+: tensor<2x4xf32>\) -> tensor<2x8xf32>", bound)
+    assert "util.global.load @__param_0" in bound
+    assert "func.func private @__mlirforge_graph" in bound
+
+
+def test_bound_module_runs_with_weights_from_memory():
+    from mlirforge.lowering.runtime import IreeModule
+
+    vmfb = compile_mlir(bind_parameters(LINEAR, [0])).vmfb
+    w, x = torch.randn(8, 4), torch.randn(2, 4)
+    module = IreeModule(vmfb, parameters=[w])
+    torch.testing.assert_close(module(x)[0], x @ w.t())
+
+
+def test_unsupported_op_names_are_read_from_both_diagnostic_forms():
+    text = (
+        "f.py:5:0: error: failed to legalize operation 'torch.aten.erfinv': ...\n"
+        "f.py:7:0: error: failed to legalize operation 'torch.operator' that was explicitly "
+        'marked illegal: %1 = "torch.operator"(%arg0) <{name = "torch.aten.digamma"}>'
+    )
+    assert unsupported_ops_in(text) == ["aten.erfinv", "aten.digamma"]
+
+
+def test_iree_compile_failure_leaves_a_reproducer():
+    with pytest.raises(LoweringError) as info:
+        compile_mlir("func.func @main() { %0 = foo.bar : i32 \n return }", source_name="x.mlir")
+    err = info.value
+    assert err.stage == "iree-compile" and "x.mlir:1:" in err.diagnostics
+    command = (err.reproducer / "command.sh").read_text()
+    assert "iree-compile input.mlir -o module.vmfb" in command
+    assert (err.reproducer / "input.mlir").read_text().startswith("func.func @main()")
+
+
+class _Big(torch.nn.Module):
+    """About 100M parameters: 6 layers of 4096x4096."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(4096, 4096, bias=False) for _ in range(6))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+def test_100m_parameter_model_compiles_without_weights_in_mlir():
+    with torch.device("cpu"):
+        model = _Big().eval()
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    x = torch.randn(2, 4096)
+    exported = export_model(model, [x], LoweringOptions())
+    # 400 MB of weights, a few kB of IR.
+    assert len(exported.lowered.mlir) < 20_000
+    assert len(exported.parameters) == 6
+    compiled = torch.compile(model, backend="mlirforge")
+    calls = mlirforge.stats().iree_calls
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-3, atol=1e-4)
+    assert mlirforge.stats().iree_calls == calls + 1
+
+
+def test_module_cache_skips_iree_in_a_second_process(tmp_path):
+    script = textwrap.dedent(
+        """
+        import torch, mlirforge
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+        with torch.no_grad():
+            torch.compile(m, backend="mlirforge")(torch.randn(2, 8))
+        s = mlirforge.stats()
+        print(s.graphs_compiled, s.module_cache_hits)
+        """
+    )
+    env = {**os.environ, "MLIRFORGE_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.split() == ["1", "0"]
+    assert second.stdout.split() == ["1", "1"]
+    assert len(list((tmp_path / "modules").glob("*.vmfb"))) == 1

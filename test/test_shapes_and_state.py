@@ -1,0 +1,88 @@
+"""New batch sizes, the shape bound, weight updates and autograd."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import mlirforge
+from mlirforge.backend import FallbackWarning
+from mlirforge.numerics import compare_outputs
+
+from conftest import load_example
+
+
+def test_new_batch_sizes_compile_per_shape():
+    model, (x,) = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge")
+    with torch.no_grad():
+        for batch in (64, 8, 33, 8):
+            inp = torch.randn(batch, x.shape[1])
+            calls = mlirforge.stats().iree_calls
+            ok, _, msg = compare_outputs(compiled(inp), model(inp))
+            assert ok, f"batch {batch}: {msg}"
+            assert mlirforge.stats().iree_calls == calls + 1, f"batch {batch} did not run compiled"
+
+
+def test_shape_bound_falls_back_to_eager_with_a_warning():
+    model, (x,) = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge", options={"max_shape_variants": 1})
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled(torch.randn(4, x.shape[1]))
+        compiled(torch.randn(5, x.shape[1]))  # dynamo goes dynamic: first variant
+        calls = mlirforge.stats().iree_calls
+        out = compiled(torch.randn(6, x.shape[1]))  # over the bound: eager
+        assert mlirforge.stats().iree_calls == calls
+    assert out.shape == (6, 128)
+    assert any("max_shape_variants" in str(w.message) for w in caught if w.category is FallbackWarning)
+
+
+def test_in_place_weight_update_is_seen():
+    model, inputs = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge")
+    with torch.no_grad():
+        compiled(*inputs)
+        model.fc1.weight.mul_(2.0)
+        model.fc3.bias.add_(1.0)
+        ok, _, msg = compare_outputs(compiled(*inputs), model(*inputs))
+    assert ok, msg
+
+
+def test_training_forward_compiled_backward_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    reference = [p.detach().clone() for p in model.parameters()]
+    x = torch.randn(8, 16)
+    compiled = torch.compile(model, backend="mlirforge")
+    calls = mlirforge.stats().iree_calls
+    compiled(x).square().sum().backward()
+    assert mlirforge.stats().iree_calls > calls
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).square().sum().backward()
+    for g, p, r in zip(grads, model.parameters(), reference):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+        assert torch.equal(p.detach(), r)
+
+
+def test_unknown_option_is_an_error_naming_it():
+    model, inputs = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge", options={"tile_size": 4})
+    with pytest.raises(Exception, match="unknown mlirforge option 'tile_size'"):
+        compiled(*inputs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).to(dtype)
+    x = torch.randn(16, 32, dtype=dtype)
+    compiled = torch.compile(model, backend="mlirforge")
+    calls = mlirforge.stats().iree_calls
+    with torch.no_grad():
+        ok, _, msg = compare_outputs(compiled(x), model(x))
+    assert ok, msg
+    assert mlirforge.stats().iree_calls > calls
