@@ -50,6 +50,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -127,6 +128,8 @@ class SystemResult:
     stats_delta: dict[str, float] | None = None  # mlirforge.stats() change over the first call
     iree_calls_per_call: int | None = None
     fallback_warnings: list[str] = dataclasses.field(default_factory=list)
+    compiler_errors: list[str] = dataclasses.field(default_factory=list)  # from reproducers
+    ran_as: str | None = None  # eager | inductor | IREE | IREE+eager | eager (fallback)
 
 
 @dataclasses.dataclass
@@ -155,13 +158,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--examples",
         default=",".join(DEFAULT_EXAMPLES),
-        help=f"comma-separated example names from examples/ (default: {','.join(DEFAULT_EXAMPLES)})",
+        help="comma-separated example names from examples/ (default: %(default)s)",
     )
-    parser.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
-    parser.add_argument("--inner", type=int, default=5, help="calls per round and system (default 5)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per system first (default 3)")
+    parser.add_argument("--rounds", type=int, default=20, help="timing rounds (default 20)")
     parser.add_argument(
-        "--overhead-inner", type=int, default=100, help="calls per round for the tiny model (default 100)"
+        "--inner", type=int, default=5, help="calls per round and system (default %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed calls per system first (default %(default)s)"
+    )
+    parser.add_argument(
+        "--overhead-inner",
+        type=int,
+        default=100,
+        help="calls per round for the tiny model (default %(default)s)",
     )
     parser.add_argument("--json", type=Path, help="write all raw numbers to this JSON file")
     parser.add_argument("--markdown", type=Path, help="write Markdown tables to this file")
@@ -182,11 +192,12 @@ def use_cold_caches(root: Path) -> None:
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / "inductor")
 
 
-def fresh_mlirforge_cache(root: Path, label: str) -> None:
-    """Give the next mlirforge compilation an empty module cache."""
+def fresh_mlirforge_cache(root: Path, label: str) -> Path:
+    """Give the next mlirforge compilation an empty cache directory; returns it."""
     safe = "".join(c if c.isalnum() else "-" for c in label)
     path = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=root))
     os.environ["MLIRFORGE_CACHE_DIR"] = str(path)
+    return path
 
 
 def machine_info() -> dict[str, Any]:
@@ -235,7 +246,9 @@ def summarize(samples_s: Sequence[float]) -> Timing:
     return Timing(samples_us=us, median_us=statistics.median(us), p10_us=p10, p90_us=p90)
 
 
-def first_call(spec: SystemSpec, fn: Callable, inputs: list, expected: Any, result: SystemResult) -> bool:
+def first_call(
+    spec: SystemSpec, fn: Callable, inputs: list, expected: Any, result: SystemResult
+) -> bool:
     """Call `fn` once (compiling it), timing it and checking it against eager.
 
     Fills `result`; returns False if the call raised.
@@ -259,6 +272,32 @@ def first_call(spec: SystemSpec, fn: Callable, inputs: list, expected: Any, resu
             str(w.message) for w in caught if issubclass(w.category, FallbackWarning)
         ]
     return True
+
+
+def ran_as(spec: SystemSpec, stats_delta: dict[str, float] | None) -> str:
+    """Where a system's computation ran, judged from mlirforge's counters."""
+    if spec.backend is None:
+        return "eager"
+    if not spec.is_mlirforge:
+        return spec.backend
+    if stats_delta is None:
+        return "?"
+    if stats_delta["graphs_compiled"] == 0:
+        return "eager (fallback)"
+    if stats_delta["partitions_compiled"] or stats_delta["eager_graphs"]:
+        return "IREE+eager"
+    return "IREE"
+
+
+def compiler_errors(cache_dir: Path) -> list[str]:
+    """The first `error:` line of each failure reproducer mlirforge left in `cache_dir`."""
+    errors = []
+    for diagnostics in sorted(cache_dir.glob("reproducers/*/diagnostics.txt")):
+        lines = diagnostics.read_text(errors="replace").splitlines()
+        first = next((line for line in lines if "error:" in line), lines[0] if lines else "")
+        stage = "-".join(diagnostics.parent.name.split("-")[2:-1])  # <date>-<time>-<stage>-<random>
+        errors.append(f"{stage}: {first.strip()}")
+    return errors
 
 
 def count_iree_calls(fn: Callable, inputs: list) -> int:
@@ -291,15 +330,21 @@ def run_example(name: str, args: argparse.Namespace, cache_root: Path) -> Exampl
             print(f"  {name}: {spec.name} ...", file=sys.stderr, flush=True)
             result = SystemResult(spec.name, spec.options)
             results.append(result)
+            cache_dir = None
             if spec.is_mlirforge:
-                fresh_mlirforge_cache(cache_root, f"{name}-{spec.name}")
+                cache_dir = fresh_mlirforge_cache(cache_root, f"{name}-{spec.name}")
             fn = build_callable(spec, model)
-            if not first_call(spec, fn, inputs, expected, result):
+            succeeded = first_call(spec, fn, inputs, expected, result)
+            if cache_dir is not None:
+                result.compiler_errors = compiler_errors(cache_dir)
+            if not succeeded:
                 continue
+            result.ran_as = ran_as(spec, result.stats_delta)
             if spec.is_mlirforge:
                 result.iree_calls_per_call = count_iree_calls(fn, inputs)
             runnable.append((result, fn))
-        timings = time_systems([fn for _, fn in runnable], inputs, args.rounds, args.inner, args.warmup)
+        fns = [fn for _, fn in runnable]
+        timings = time_systems(fns, inputs, args.rounds, args.inner, args.warmup)
     for (result, _), timing in zip(runnable, timings):
         result.timing = timing
     add_speedups(results)
@@ -333,7 +378,9 @@ def measure_overhead(args: argparse.Namespace, cache_root: Path) -> OverheadResu
         start = time.perf_counter()
         compiled(x)
         compile_s = time.perf_counter() - start
-        eager_t, ours_t = time_systems([model, compiled], [x], args.rounds, args.overhead_inner, args.warmup)
+        eager_t, ours_t = time_systems(
+            [model, compiled], [x], args.rounds, args.overhead_inner, args.warmup
+        )
     eager_t.speedup_vs_eager = 1.0
     ours_t.speedup_vs_eager = eager_t.median_us / ours_t.median_us
     return OverheadResult("y = x + 1, x: float32[4]", eager_t, ours_t, compile_s)
@@ -341,148 +388,204 @@ def measure_overhead(args: argparse.Namespace, cache_root: Path) -> OverheadResu
 
 # --------------------------------------------------------------------------- reporting
 
+LEFT_COLUMNS = frozenset({0, 1})  # name-like columns; numbers are right-aligned
+EXAMPLE_HEADERS = [
+    "system", "ran as", "compile s", "check", "max abs err", "median us", "p10-p90 us", "x eager"
+]
+OVERHEAD_HEADERS = ["system", "compile s", "median us", "p10-p90 us"]
 
-def fmt(value: float | None, spec: str, missing: str = "-") -> str:
-    return missing if value is None else format(value, spec)
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def spread(t: Timing | None) -> str:
+    return "-" if t is None else f"{t.p10_us:.1f}-{t.p90_us:.1f}"
 
 
 def example_rows(example: ExampleResult) -> list[list[str]]:
     rows = []
     for r in example.systems:
         t = r.timing
-        check = "ERROR" if r.error else ("ok" if r.ok else "FAIL")
-        rows.append(
-            [
-                r.name,
-                fmt(r.compile_s, ".2f"),
-                check,
-                fmt(r.max_abs_error, ".2e"),
-                fmt(t and t.median_us, ".1f"),
-                "-" if t is None else f"{t.p10_us:.1f}-{t.p90_us:.1f}",
-                fmt(t and t.speedup_vs_eager, ".2f"),
-            ]
-        )
+        rows.append([
+            r.name,
+            r.ran_as or "-",
+            fmt(r.compile_s, ".2f"),
+            "ERROR" if r.error else ("ok" if r.ok else "FAIL"),
+            fmt(r.max_abs_error, ".2e"),
+            fmt(t and t.median_us, ".1f"),
+            spread(t),
+            fmt(t and t.speedup_vs_eager, ".2f"),
+        ])
     return rows
-
-
-EXAMPLE_HEADERS = ["system", "compile s", "check", "max abs err", "median us", "p10-p90 us", "x eager"]
-
-
-def fallback_lines(example: ExampleResult) -> list[str]:
-    """What ran where, per mlirforge system, in one line each (plus warnings)."""
-    lines = []
-    for r in example.systems:
-        if r.stats_delta is None:
-            if r.error:
-                lines.append(f"{r.name}: first call raised {r.error}")
-            continue
-        d = r.stats_delta
-        lines.append(
-            f"{r.name}: graphs compiled {d['graphs_compiled']:g}, partitions {d['partitions_compiled']:g}, "
-            f"eager graphs {d['eager_graphs']:g}, module cache hits {d['module_cache_hits']:g}, "
-            f"IREE calls per call {r.iree_calls_per_call}"
-        )
-        lines.extend(f"    warning: {m}" for m in r.fallback_warnings)
-    return lines
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    left = {0}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def overhead_rows(o: OverheadResult) -> list[list[str]]:
     return [
-        ["eager", "-", f"{o.eager.median_us:.1f}", f"{o.eager.p10_us:.1f}-{o.eager.p90_us:.1f}"],
+        ["eager", "-", f"{o.eager.median_us:.1f}", spread(o.eager)],
         [
             "mlirforge",
             f"{o.mlirforge_compile_s:.2f}",
             f"{o.mlirforge.median_us:.1f}",
-            f"{o.mlirforge.p10_us:.1f}-{o.mlirforge.p90_us:.1f}",
+            spread(o.mlirforge),
         ],
     ]
 
 
-OVERHEAD_HEADERS = ["system", "compile s", "median us", "p10-p90 us"]
+def fallback_lines(example: ExampleResult) -> list[str]:
+    """Per mlirforge system, what ran where; indented lines under it give the messages."""
+    lines = []
+    for r in example.systems:
+        if r.error:
+            lines.append(f"{r.name}: the first call raised {r.error}")
+        elif r.stats_delta is not None:
+            d = r.stats_delta
+            lines.append(
+                f"{r.name}: graphs compiled {d['graphs_compiled']:g}, "
+                f"partitions {d['partitions_compiled']:g}, eager graphs {d['eager_graphs']:g}, "
+                f"module cache hits {d['module_cache_hits']:g}, "
+                f"IREE calls per call {r.iree_calls_per_call}"
+            )
+        lines.extend(f"    warning: {m}" for m in r.fallback_warnings)
+        lines.extend(f"    compiler error ({e})" for e in r.compiler_errors)
+    return lines
 
 
-def machine_lines(machine: dict[str, Any], settings: dict[str, Any]) -> list[str]:
-    v = machine["versions"]
-    return [
-        f"date      {machine['date']}",
-        f"cpu       {machine['cpu']} ({machine['arch']}, {machine['cores']} cores, "
-        f"{machine['vector_bits']}-bit vectors; torch threads {machine['torch_threads']})",
-        f"versions  torch {v['torch']}, torch-mlir {v['torch-mlir']}, "
-        f"iree-base-compiler {v['iree-base-compiler']}, iree-base-runtime {v['iree-base-runtime']}, "
-        f"mlirforge {v['mlirforge']}, python {machine['python']}",
-        f"timing    {settings['rounds']} interleaved rounds x {settings['inner']} calls "
-        f"(after {settings['warmup']} warm-up calls); compile = first call, cold on-disk caches",
-    ]
+def text_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], left: frozenset[int] = LEFT_COLUMNS
+) -> str:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = zip(cells, widths)
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(padded))
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def render_text(report: dict[str, Any], examples: list[ExampleResult], overhead: OverheadResult) -> str:
-    parts = ["\n".join(machine_lines(report["machine"], report["settings"]))]
-    for ex in examples:
-        shapes = ", ".join("x".join(map(str, s)) for s in ex.input_shapes)
-        parts.append(f"== {ex.name} ({ex.path}, inputs {shapes})\n" + text_table(EXAMPLE_HEADERS, example_rows(ex)))
-        parts.append("\n".join(fallback_lines(ex)))
-    parts.append(
-        f"== per-call overhead: {overhead.description} ({report['settings']['overhead_inner']} calls per round)\n"
-        + text_table(OVERHEAD_HEADERS, overhead_rows(overhead))
-        + f"\nmlirforge - eager: {overhead.mlirforge.median_us - overhead.eager.median_us:.1f} us per call"
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], left: frozenset[int] = LEFT_COLUMNS
+) -> str:
+    aligns = ["---" if i in left else "---:" for i in range(len(headers))]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def code_span(text: str) -> str:
+    """`text` as Markdown code, so compiler messages (`<{...}>`, `*`) show verbatim."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def cpu_text(machine: dict[str, Any]) -> str:
+    return (
+        f"{machine['cpu']} ({machine['arch']}, {machine['cores']} cores, "
+        f"{machine['vector_bits']}-bit vectors), torch threads {machine['torch_threads']}"
     )
-    return "\n\n".join(parts) + "\n"
 
 
-def render_markdown(report: dict[str, Any], examples: list[ExampleResult], overhead: OverheadResult) -> str:
-    m, s = report["machine"], report["settings"]
-    v = m["versions"]
+def versions_text(machine: dict[str, Any]) -> str:
+    v = machine["versions"]
+    return (
+        f"torch {v['torch']}, torch-mlir {v['torch-mlir']}, "
+        f"iree-base-compiler {v['iree-base-compiler']}, "
+        f"iree-base-runtime {v['iree-base-runtime']}, "
+        f"mlirforge {v['mlirforge']}, Python {machine['python']}"
+    )
+
+
+def timing_text(settings: dict[str, Any]) -> str:
+    return (
+        f"{settings['rounds']} interleaved rounds x {settings['inner']} calls after "
+        f"{settings['warmup']} warm-up calls; compile = first call, cold on-disk caches; "
+        "x eager = eager median / system median"
+    )
+
+
+def example_title(ex: ExampleResult) -> str:
+    shapes = ", ".join("x".join(map(str, s)) for s in ex.input_shapes)
+    return f"{ex.name} ({ex.path}, inputs {shapes})"
+
+
+def overhead_title(o: OverheadResult, settings: dict[str, Any]) -> str:
+    return f"per-call overhead: {o.description}, {settings['overhead_inner']} calls per round"
+
+
+def overhead_note(o: OverheadResult) -> str:
+    return f"mlirforge - eager: {o.mlirforge.median_us - o.eager.median_us:.1f} us per call"
+
+
+def render_text(
+    report: dict[str, Any], examples: list[ExampleResult], overhead: OverheadResult
+) -> str:
+    machine, settings = report["machine"], report["settings"]
+    parts = [
+        "\n".join([
+            f"date      {machine['date']}",
+            f"cpu       {cpu_text(machine)}",
+            f"versions  {versions_text(machine)}",
+            f"timing    {timing_text(settings)}",
+        ])
+    ]
+    for ex in examples:
+        parts.append(f"== {example_title(ex)}\n" + text_table(EXAMPLE_HEADERS, example_rows(ex)))
+        parts.append("\n".join(fallback_lines(ex)))
+    table = text_table(OVERHEAD_HEADERS, overhead_rows(overhead), left=frozenset({0}))
+    parts.append(f"== {overhead_title(overhead, settings)}\n{table}\n{overhead_note(overhead)}")
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def render_markdown(
+    report: dict[str, Any], examples: list[ExampleResult], overhead: OverheadResult
+) -> str:
+    machine, settings = report["machine"], report["settings"]
     out = [
         "## Benchmark: examples/ under eager, TorchInductor and mlirforge",
         "",
-        f"- Date: {m['date']}",
-        f"- CPU: {m['cpu']} ({m['arch']}, {m['cores']} cores, {m['vector_bits']}-bit vectors), "
-        f"torch threads: {m['torch_threads']}",
-        f"- Versions: torch {v['torch']}, torch-mlir {v['torch-mlir']}, "
-        f"iree-base-compiler {v['iree-base-compiler']}, iree-base-runtime {v['iree-base-runtime']}, "
-        f"mlirforge {v['mlirforge']}, Python {m['python']}",
-        f"- Timing: `mlirforge.timing.interleaved_times`, {s['rounds']} rounds x {s['inner']} calls "
-        f"after {s['warmup']} warm-up calls, all systems of one example interleaved; "
-        "compile = wall time of the first call with cold on-disk caches; "
-        "\"x eager\" = eager median / system median.",
+        f"- Date: {machine['date']}",
+        f"- CPU: {cpu_text(machine)}",
+        f"- Versions: {versions_text(machine)}",
+        f"- Timing: `mlirforge.timing.interleaved_times`, {timing_text(settings)}",
     ]
     for ex in examples:
-        shapes = ", ".join("x".join(map(str, s)) for s in ex.input_shapes)
-        out += ["", f"### {ex.name} (`{ex.path}`, inputs {shapes})", "", markdown_table(EXAMPLE_HEADERS, example_rows(ex))]
+        table = markdown_table(EXAMPLE_HEADERS, example_rows(ex))
+        out += ["", f"### {example_title(ex)}", "", table]
         notes = fallback_lines(ex)
         if notes:
-            out += ["", *(f"- {line.strip()}" for line in notes)]
+            out.append("")
+            out += [f"  - {code_span(n.strip())}" if n.startswith(" ") else f"- {n}" for n in notes]
     out += [
         "",
-        f"### Per-call overhead: {overhead.description}",
+        f"### {overhead_title(overhead, settings).capitalize()}",
         "",
-        markdown_table(OVERHEAD_HEADERS, overhead_rows(overhead)),
+        markdown_table(OVERHEAD_HEADERS, overhead_rows(overhead), left=frozenset({0})),
         "",
-        f"mlirforge costs {overhead.mlirforge.median_us - overhead.eager.median_us:.1f} us per call "
-        "more than eager on this model.",
+        overhead_note(overhead),
     ]
     return "\n".join(out) + "\n"
 
 
-def write_outputs(args: argparse.Namespace, report: dict[str, Any], examples, overhead) -> None:
+def json_safe(value: Any) -> Any:
+    """Non-finite floats (an infinite error) as strings, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_outputs(
+    args: argparse.Namespace,
+    report: dict[str, Any],
+    examples: list[ExampleResult],
+    overhead: OverheadResult,
+) -> None:
+    """The --json and --markdown files, where asked for."""
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.markdown:
         args.markdown.write_text(render_markdown(report, examples, overhead))
@@ -492,26 +595,32 @@ def write_outputs(args: argparse.Namespace, report: dict[str, Any], examples, ov
 # --------------------------------------------------------------------------- main
 
 
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "examples": args.examples,
+        "systems": [dataclasses.asdict(spec) for spec in SYSTEMS],
+        "rounds": args.rounds,
+        "inner": args.inner,
+        "warmup": args.warmup,
+        "overhead_inner": args.overhead_inner,
+        "caches": "cold: fresh MLIRFORGE_CACHE_DIR per mlirforge system, "
+        "fresh TORCHINDUCTOR_CACHE_DIR per run",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlirforge-bench-") as tmp:
         cache_root = Path(tmp)
         use_cold_caches(cache_root)
-        settings = {
-            "examples": args.examples,
-            "rounds": args.rounds,
-            "inner": args.inner,
-            "warmup": args.warmup,
-            "overhead_inner": args.overhead_inner,
-        }
         machine = machine_info()
         examples = [run_example(name, args, cache_root) for name in args.examples]
         print("  overhead ...", file=sys.stderr, flush=True)
         overhead = measure_overhead(args, cache_root)
     report = {
         "machine": machine,
-        "settings": settings,
+        "settings": settings_of(args),
         "examples": [dataclasses.asdict(e) for e in examples],
         "overhead": dataclasses.asdict(overhead),
         "total_seconds": round(time.perf_counter() - started, 1),
