@@ -101,7 +101,6 @@ SYSTEMS: tuple[SystemSpec, ...] = (
     SystemSpec("mlirforge[torch-form]", "mlirforge", {"form": "torch"}),
 )
 EAGER = SYSTEMS[0]
-MLIRFORGE_DEFAULT = SYSTEMS[2]
 
 
 @dataclasses.dataclass
@@ -447,7 +446,7 @@ def fallback_lines(example: ExampleResult) -> list[str]:
                 f"IREE calls per call {r.iree_calls_per_call}"
             )
         lines.extend(f"    warning: {m}" for m in r.fallback_warnings)
-        lines.extend(f"    compiler error ({e})" for e in r.compiler_errors)
+        lines.extend(f"    reproducer from stage {e}" for e in r.compiler_errors)
     return lines
 
 

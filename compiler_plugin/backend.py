@@ -57,10 +57,7 @@ def _report_fallback(report: FallbackReport) -> None:
             stacklevel=2,
         )
     if new_reason:
-        first = reason.splitlines()[0]
-        warnings.warn(
-            f"mlirforge: a graph runs in eager PyTorch: {first}", FallbackWarning, stacklevel=2
-        )
+        warnings.warn(f"mlirforge: a graph runs in eager PyTorch: {reason}", FallbackWarning, stacklevel=2)
 
 
 def _static_positions(example_inputs: Sequence) -> list[int]:

@@ -47,3 +47,10 @@ class LoweringError(MlirforgeError):
         self.unsupported_ops = unsupported_ops or []
         where = f"\n  reproducer: {reproducer}" if reproducer else ""
         super().__init__(f"stage '{stage}' failed:\n{self.diagnostics}{where}")
+
+    def summary(self) -> str:
+        """One line: the stage, the first error, and the reproducer."""
+        errors = [line for line in self.diagnostics.splitlines() if "error:" in line]
+        first = (errors or self.diagnostics.splitlines() or ["(no diagnostics)"])[0].strip()
+        where = f" (reproducer: {self.reproducer})" if self.reproducer else ""
+        return f"stage '{self.stage}' failed: {first}{where}"

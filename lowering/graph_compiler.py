@@ -189,7 +189,8 @@ def compile_with_fallback(
     except (LoweringError, UnsupportedOpError) as exc:
         if not _unsupported_of(exc):
             STATS.eager_graphs += 1
-            return gm, FallbackReport({}, whole_graph_reason=str(exc))
+            reason = exc.summary() if isinstance(exc, LoweringError) else str(exc)
+            return gm, FallbackReport({}, whole_graph_reason=reason)
         unsupported.update(_unsupported_of(exc))
 
     static = set(static_positions)

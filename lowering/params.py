@@ -15,6 +15,7 @@ loads the globals and calls it; IREE inlines the call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from mlirforge.lowering.ir import ir, new_context
@@ -52,7 +53,7 @@ def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name:
         for k, i in enumerate(param_arg_indices):
             lines.append(
                 f'util.global private @__param_{k} = #stream.parameter.named<"{PARAMETER_SCOPE}"'
-                f'::"{parameter_key(k)}"> : {arg_types[i]}'
+                f'::"{parameter_key(k)}"> : {builtin_tensor_type(arg_types[i])}'
             )
         user_args = [i for i in range(len(arg_types)) if i not in params]
         sig = ", ".join(f"%arg{i}: {arg_types[i]}" for i in user_args)
@@ -60,7 +61,12 @@ def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name:
         lines.append(f"func.func @{func_name}({sig}) -> ({res}) {{")
         slot = {i: k for k, i in enumerate(param_arg_indices)}
         for i, k in slot.items():
-            lines.append(f"  %arg{i} = util.global.load @__param_{k} : {arg_types[i]}")
+            builtin = builtin_tensor_type(arg_types[i])
+            if builtin == arg_types[i]:
+                lines.append(f"  %arg{i} = util.global.load @__param_{k} : {builtin}")
+            else:  # torch form: globals hold builtin tensors, the graph wants !torch.vtensor
+                lines.append(f"  %g{i} = util.global.load @__param_{k} : {builtin}")
+                lines.append(f"  %arg{i} = torch_c.from_builtin_tensor %g{i} : {builtin} -> {arg_types[i]}")
         call_args = ", ".join(f"%arg{i}" for i in range(len(arg_types)))
         call_type = f"({', '.join(arg_types)}) -> ({res})"
         if result_types:
@@ -81,6 +87,24 @@ def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name:
         if not module.operation.verify():
             raise ValueError("binding parameters produced an invalid module")
         return module.operation.get_asm()
+
+
+_VTENSOR = re.compile(r"^!torch\.vtensor<\[(?P<dims>[^\]]*)\],(?P<dtype>\w+)>$")
+
+
+def builtin_tensor_type(type_text: str) -> str:
+    """`!torch.vtensor<[512,256],f32>` -> `tensor<512x256xf32>`; builtin types unchanged.
+
+    IREE globals must hold builtin tensors; torch's signed/unsigned integer
+    element types are signless in the builtin world.
+    """
+    match = _VTENSOR.match(type_text)
+    if not match:
+        return type_text
+    dims = [d.strip() for d in match["dims"].split(",") if d.strip()]
+    dims = ["?" if d in ("-1", "?") else d for d in dims]
+    dtype = re.sub(r"^[su]i(\d+)$", r"i\1", match["dtype"])
+    return "tensor<" + "".join(f"{d}x" for d in dims) + dtype + ">"
 
 
 def _find_func(module, name: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 import shlex
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,16 @@ def cache_root() -> Path:
     return Path(xdg) / "mlirforge" if xdg else Path.home() / ".cache" / "mlirforge"
 
 
+MAX_REPRODUCERS = 50
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Drop the oldest reproducers: expected failures (partitioning) write one per compile."""
+    entries = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in entries[: max(0, len(entries) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_reproducer(
     stage: str,
     inputs: dict[str, str],
@@ -39,6 +50,7 @@ def write_reproducer(
     """
     root = cache_root() / "reproducers"
     root.mkdir(parents=True, exist_ok=True)
+    _prune(root, keep=MAX_REPRODUCERS - 1)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     repro = Path(tempfile.mkdtemp(prefix=f"{stamp}-{stage}-", dir=root))
     for name, text in inputs.items():

@@ -83,3 +83,30 @@ def test_second_call_reuses_compiled_module():
         compiled(*inputs)
     assert mlirforge.stats().graphs_compiled == compiles
     assert mlirforge.stats().iree_calls == calls + 1
+
+
+def test_torch_form_compiles_models_with_weights():
+    model, inputs = load_example("mlp")
+    with torch.no_grad():
+        expected = model(*inputs)
+    actual, before, after, fallbacks = _run(model, inputs, options={"form": "torch"})
+    ok, _, msg = compare_outputs(actual, expected)
+    assert ok, msg
+    assert not fallbacks, [str(w.message) for w in fallbacks]
+    assert after.iree_calls - before.iree_calls == 1
+
+
+def test_whole_graph_fallback_warning_names_the_error(monkeypatch):
+    # A bad IREE flag makes every compile fail: the model still runs, eagerly,
+    # and the warning says which stage failed, with what, and where the reproducer is.
+    model, inputs = load_example("mlp")
+    with torch.no_grad():
+        expected = model(*inputs)
+    actual, before, after, fallbacks = _run(model, inputs, options={"iree_flags": ["--no-such-iree-flag"]})
+    ok, _, msg = compare_outputs(actual, expected)
+    assert ok, msg
+    assert after.eager_graphs == before.eager_graphs + 1
+    assert after.iree_calls == before.iree_calls
+    (warning,) = fallbacks
+    text = str(warning.message)
+    assert "stage 'iree-compile' failed" in text and "no-such-iree-flag" in text and "reproducer:" in text
