@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlirforge.lowering.fx_import import unsupported_ops_in
 from mlirforge.lowering.stages import cache_root, stage_failure
 from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.versions import tool_versions
@@ -123,7 +124,11 @@ def compile_mlir(
         )
         if proc.returncode != 0 or not out.exists():
             diagnostics = proc.stderr.replace(str(src), source_name) or f"iree-compile exited {proc.returncode}"
-            raise stage_failure("iree-compile", diagnostics, {"input.mlir": mlir_text}, command)
+            # With the torch input form, ops torch-mlir could not lower are only
+            # found here, by IREE's torch conversion: name them for partitioning.
+            raise stage_failure(
+                "iree-compile", diagnostics, {"input.mlir": mlir_text}, command, unsupported_ops_in(diagnostics)
+            )
         vmfb = out.read_bytes()
     seconds = time.perf_counter() - start
     log.debug("iree-compile %.2fs (%s)", seconds, key[:12])

@@ -1,0 +1,33 @@
+"""mlirforge's MLIR passes, on the MLIR Python bindings that ship with IREE.
+
+`get_all_passes()` maps each pass name to a factory that imports its module
+only when called, so listing passes stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+# name -> (module, class); one pass per file, file named after the pass.
+_PASSES: dict[str, tuple[str, str]] = {
+    "mlirforge-outline-kernels": ("outline_kernels", "OutlineKernelsPass"),
+    "mlirforge-inline-kernels": ("inline_kernels", "InlineKernelsPass"),
+    "mlirforge-substitute-kernels": ("substitute_kernels", "SubstituteKernelsPass"),
+    "mlirforge-annotate-tiling": ("annotate_tiling", "AnnotateTilingPass"),
+    "mlirforge-fold-transpose-into-matmul": ("fold_transpose_into_matmul", "FoldTransposeIntoMatmulPass"),
+    "mlirforge-conv-to-channels-last": ("conv_to_channels_last", "ConvToChannelsLastPass"),
+    "mlirforge-generalize-named-ops": ("generalize_named_ops", "GeneralizeNamedOpsPass"),
+}
+
+
+def _factory(module: str, cls: str) -> Callable[[], type]:
+    def load() -> type:
+        return getattr(importlib.import_module(f"mlirforge.passes.{module}"), cls)
+
+    return load
+
+
+def get_all_passes() -> dict[str, Callable[[], type]]:
+    """Pass name -> a zero-argument callable returning the pass class."""
+    return {name: _factory(module, cls) for name, (module, cls) in _PASSES.items()}

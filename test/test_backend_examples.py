@@ -110,3 +110,16 @@ def test_whole_graph_fallback_warning_names_the_error(monkeypatch):
     (warning,) = fallbacks
     text = str(warning.message)
     assert "stage 'iree-compile' failed" in text and "no-such-iree-flag" in text and "reproducer:" in text
+
+
+def test_torch_form_partitions_around_unsupported_ops():
+    # With the torch form the unsupported op is only found by IREE's own torch
+    # conversion; it must still be named and partitioned around.
+    model, inputs = load_example("unsupported_op")
+    with torch.no_grad():
+        expected = model(*inputs)
+    actual, before, after, _ = _run(model, inputs, options={"form": "torch"})
+    ok, _, msg = compare_outputs(actual, expected)
+    assert ok, msg
+    assert after.partitions_compiled - before.partitions_compiled == 2
+    assert after.eager_graphs == before.eager_graphs

@@ -1,0 +1,114 @@
+"""The pass base class, typed options, and the PassManager adapter.
+
+A pass is a class with `name = "mlirforge-<kebab>"`, a frozen dataclass of
+options (`pass{tile-m=64}` <-> `tile_m: int = 64`) and `run(module)`, which
+rewrites the module in place and raises `PassFailure` (with the location of
+the offending op) when it cannot. Passes the search uses also say which option
+values would change a given module (`schedule_space`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from mlirforge.lowering.ir import ir
+
+
+class PassFailure(Exception):
+    """A pass could not do its job; `location` points at the op to blame."""
+
+    def __init__(self, message: str, location: "ir.Location | None" = None):
+        super().__init__(message)
+        self.location = location
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class ForgePass:
+    """Base class of mlirforge passes."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any = None):
+        self.options = options if options is not None else self.Options()
+
+    def run(self, module: "ir.Module") -> None:
+        """Rewrite `module` in place; raise PassFailure on failure."""
+        raise NotImplementedError
+
+    def apply(self, module: "ir.Module") -> "ir.Module":
+        """Run in place and verify; returns the module for chaining."""
+        with module.context, ir.Location.unknown():
+            self.run(module)
+        if not module.operation.verify():
+            raise PassFailure(f"{self.name} produced IR that does not verify")
+        return module
+
+    def apply_to_clone(self, module: "ir.Module") -> "ir.Module":
+        """Run on a copy; the input module is left untouched."""
+        with module.context:
+            clone = ir.Module.parse(module.operation.get_asm(enable_debug_info=True))
+        return self.apply(clone)
+
+    def schedule_space(self, module: "ir.Module") -> dict[str, list[Any]]:
+        """Option name -> values worth trying on this module (empty: nothing to tune)."""
+        return {}
+
+    def __repr__(self) -> str:
+        opts = format_options(self.options)
+        return f"{self.name}{{{opts}}}" if opts else self.name
+
+
+def format_options(options: Any) -> str:
+    """Options back into pipeline syntax: `tile-m=64 flag=true list=1,2`."""
+    parts = []
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if value == field.default:
+            continue
+        if isinstance(value, tuple):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        parts.append(f"{field.name.replace('_', '-')}={text}")
+    return " ".join(parts)
+
+
+def pass_manager_callable(p: ForgePass):
+    """Adapt a ForgePass to `PassManager.add(fn, name)`.
+
+    The callable gets `(op, pass_)`; failure is reported as an error diagnostic
+    at the op's location and `pass_.signal_pass_failure()`. (Pattern callbacks
+    are the opposite trap: there a truthy return means "did not match".)
+    """
+
+    def run(op, pass_) -> None:
+        try:
+            with ir.Location.unknown(op.context):
+                p.run(ModuleView(op))
+        except PassFailure as failure:
+            (failure.location or op.location).emit_error(f"{p.name}: {failure}")
+            pass_.signal_pass_failure()
+
+    run.__name__ = p.name.replace("-", "_")
+    return run
+
+
+class ModuleView:
+    """The module-shaped view of a `builtin.module` op that passes expect."""
+
+    def __init__(self, op):
+        self.operation = op.operation
+        self.context = op.context
+
+    @property
+    def body(self):
+        return self.operation.regions[0].blocks[0]
