@@ -64,10 +64,18 @@ def is_fusible_elementwise(op) -> bool:
 
 
 def is_clonable_constant(op) -> bool:
-    """Ops cheaper to duplicate into a kernel than to pass as arguments."""
+    """Ops cheaper to duplicate into a kernel than to pass as arguments.
+
+    Scalar and splat constants, `tensor.empty`, and a `linalg.fill` of such a
+    constant into such an empty (the zeroed accumulator torch-mlir shares
+    between matmuls of one shape).
+    """
     name = op_name(op)
     if name == "tensor.empty":
         return True
+    if name == "linalg.fill":
+        producers = [owner_op(v) for v in op.operation.operands]
+        return all(p is not None and op_name(p) != "linalg.fill" and is_clonable_constant(p) for p in producers)
     if name == "arith.constant":
         value = attr_str(op, "value") or ""
         return not isinstance(op.operation.results[0].type, ir.RankedTensorType) or value.startswith("dense<") and "," not in value

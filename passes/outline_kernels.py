@@ -134,6 +134,17 @@ class OutlineKernelsPass(ForgePass):
             return any(t == c for c in ordered)
 
         inputs, clones = [], []
+
+        def add_clone(c) -> None:
+            # A clonable op's own clonable operands (the fill's constant and
+            # empty) are copied first, so the copies can be remapped in order.
+            for value in c.operands:
+                d = owner_op(value)
+                if d is not None and is_clonable_constant(d):
+                    add_clone(d.operation)
+            if not any(c == x for x in clones):
+                clones.append(c)
+
         for op in ordered:
             def collect(o):
                 for value in o.operands:
@@ -142,8 +153,7 @@ class OutlineKernelsPass(ForgePass):
                         if inside(d.operation):
                             continue
                         if is_clonable_constant(d):
-                            if not any(d.operation == c for c in clones):
-                                clones.append(d.operation)
+                            add_clone(d.operation)
                             continue
                     elif isinstance(value.owner, ir.Block):
                         parent = value.owner.owner
@@ -199,6 +209,9 @@ class OutlineKernelsPass(ForgePass):
 
         for op in list(entry.operations):
             walk_nested(op, remap)
+        for c in reversed(clones):  # originals only the cluster used are dead now
+            if all(not list(r.uses) for r in c.results):
+                c.erase()
 
         digest = kernel_hash_of(kernel)
         if digest in existing:
