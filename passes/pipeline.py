@@ -25,9 +25,11 @@ class PipelineError(ValueError):
 
 def _split_top(text: str) -> list[tuple[str, int]]:
     """Split on commas outside braces; returns (piece, start column 1-based)."""
-    pieces, depth, start = [], 0, 0
+    pieces, depth, start, opened = [], 0, 0, 0
     for i, ch in enumerate(text):
         if ch == "{":
+            if depth == 0:
+                opened = i + 1
             depth += 1
         elif ch == "}":
             depth -= 1
@@ -37,7 +39,7 @@ def _split_top(text: str) -> list[tuple[str, int]]:
             pieces.append((text[start:i], start + 1))
             start = i + 1
     if depth != 0:
-        raise PipelineError("unclosed '{'", len(text))
+        raise PipelineError("unclosed '{'", opened)
     pieces.append((text[start:], start + 1))
     return pieces
 

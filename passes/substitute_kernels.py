@@ -77,7 +77,7 @@ def substitute(module, candidates, strict: bool = True) -> list[str]:
         want, got = str(function_type(target)), str(function_type(cand))
         if want != got:
             raise PassFailure(
-                f"candidate @{sym_name(cand)} has signature {got}, kernel {digest} has {want}", cand.location
+                f"candidate @{sym_name(cand)} has signature {got}, kernel {digest} has {want}", target.location
             )
         calls = []
         walk_nested(cand, lambda o: calls.append(o) if op_name(o) == "func.call" else None)
