@@ -1,0 +1,275 @@
+"""The evaluation cascade for one candidate: parse/verify -> signature -> build -> numerics -> timing.
+
+Cheapest first; the first failure stops the cascade and becomes the Verdict's
+reason (and the next proposal round's feedback). Numerics and timing run in
+a worker subprocess (`llm_rewrite.worker`) under time and memory limits, on
+inputs drawn from a fresh random seed that no proposer ever sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mlirforge.llm_rewrite.flags import FlagError, validate_flags
+from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
+from mlirforge.llm_rewrite.worker import DISTRIBUTIONS
+from mlirforge.lowering.errors import LoweringError
+from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
+from mlirforge.lowering.ir import ir
+from mlirforge.passes._kernels import KERNEL_HASH, KERNEL_ROOT, function_type, op_name, walk_nested
+from mlirforge.passes.base import PassFailure
+from mlirforge.passes.pipeline import PipelineError, parse_pipeline, run_pipeline
+
+log = logging.getLogger("mlirforge.llm_rewrite")
+
+MAX_CANDIDATE_CHARS = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    base_flags: tuple[str, ...] = ("--iree-opt-data-tiling",)
+    driver: str = "local-sync"
+    timeout_s: float = 120.0
+    memory_mb: int = 8192
+    distributions: tuple[str, ...] = DISTRIBUTIONS
+    samples: int = 1
+    rounds: int = 30
+    inner: int = 5
+    warmup: int = 3
+    min_gain: float = 0.03
+    confidence: float = 0.95
+
+
+class CandidateRejected(Exception):
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def merge_flags(base: tuple[str, ...], extra: list[str]) -> list[str]:
+    """Candidate flags override base flags of the same name."""
+    names = {f.partition("=")[0] for f in extra}
+    return [f for f in base if f.partition("=")[0] not in names] + list(extra)
+
+
+def _main_func(module):
+    funcs = [op for op in module.body.operations if op_name(op) == "func.func"]
+    for f in funcs:
+        if ir.StringAttr(f.attributes["sym_name"]).value == "main":
+            return f
+    raise CandidateRejected("parse", "the module has no @main")
+
+
+def build_candidate_source(kernel: Kernel, cand: Candidate, settings: EvalSettings) -> tuple[str, list[str]]:
+    """Turn a candidate into (MLIR text of a standalone @main, iree flags).
+
+    Raises CandidateRejected(stage, reason) for anything malformed.
+    """
+    flags = list(settings.base_flags)
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.parse(kernel.module)
+        main = _main_func(module)
+        want = str(function_type(main))
+        if cand.kind == "flags":
+            try:
+                flags = merge_flags(settings.base_flags, validate_flags(cand.payload.get("iree_flags")))
+            except FlagError as exc:
+                raise CandidateRejected("parse", str(exc)) from None
+        elif cand.kind in ("pipeline", "tiling"):
+            if cand.kind == "pipeline":
+                text = cand.payload.get("pipeline")
+                if not isinstance(text, str):
+                    raise CandidateRejected("parse", "pipeline candidate without a 'pipeline' string")
+            else:
+                text = tiling_pipeline(cand.payload)
+            try:
+                passes = parse_pipeline(text)
+            except PipelineError as exc:
+                raise CandidateRejected("parse", str(exc)) from None
+            try:
+                run_pipeline(module, passes)
+            except (ir.MLIRError, PassFailure) as exc:
+                raise CandidateRejected("parse", f"pipeline failed: {_first_error(exc)}") from None
+        elif cand.kind == "kernel":
+            source = cand.payload.get("mlir")
+            if not isinstance(source, str):
+                raise CandidateRejected("parse", "kernel candidate without an 'mlir' string")
+            if len(source) > MAX_CANDIDATE_CHARS:
+                raise CandidateRejected("parse", f"kernel candidate of {len(source)} characters is too large")
+            try:
+                cmod = ir.Module.parse(source)
+            except ir.MLIRError as exc:
+                raise CandidateRejected("parse", f"does not parse: {_first_error(exc)}") from None
+            if not cmod.operation.verify():
+                raise CandidateRejected("parse", "does not verify")
+            funcs = [op for op in cmod.body.operations if op_name(op) == "func.func"]
+            others = [op_name(op) for op in cmod.body.operations if op_name(op) != "func.func"]
+            if len(funcs) != 1 or others:
+                raise CandidateRejected("parse", "a kernel candidate must hold exactly one func.func and nothing else")
+            got = str(function_type(funcs[0]))
+            if got != want:
+                raise CandidateRejected("signature", f"signature {got} differs from the kernel's {want}")
+            calls = []
+            walk_nested(funcs[0], lambda o: calls.append(o) if op_name(o) == "func.call" else None)
+            if calls:
+                raise CandidateRejected("signature", "kernel candidates must not call other functions")
+            new = funcs[0]
+            new.attributes["sym_name"] = ir.StringAttr.get("main")
+            if "sym_visibility" in new.attributes:
+                del new.attributes["sym_visibility"]
+            new.attributes[KERNEL_HASH] = ir.StringAttr.get(kernel.hash)
+            new.attributes[KERNEL_ROOT] = ir.StringAttr.get(kernel.root)
+            return cmod.operation.get_asm(), flags
+        got = str(function_type(_main_func(module)))
+        if got != want:
+            raise CandidateRejected("signature", f"the rewrite changed the signature to {got}")
+        return module.operation.get_asm(), flags
+
+
+def tiling_pipeline(payload: dict) -> str:
+    """A tiling payload as an annotate-tiling pipeline (values checked by the pass)."""
+    parts = []
+    for key in ("distribution", "vector_common_parallel", "vector_reduction"):
+        values = payload.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise CandidateRejected("parse", f"tiling '{key}' must be a list of integers")
+        if values:
+            parts.append(f"{key.replace('_', '-')}={','.join(str(v) for v in values)}")
+    pipeline = payload.get("pipeline", "DoubleTilingExpert")
+    if not isinstance(pipeline, str) or not pipeline.isidentifier():
+        raise CandidateRejected("parse", "tiling 'pipeline' must be a pipeline name")
+    parts.append(f"pipeline={pipeline}")
+    return "mlirforge-annotate-tiling{" + " ".join(parts) + "}"
+
+
+def _first_error(exc: Exception) -> str:
+    diags = getattr(exc, "error_diagnostics", None)
+    if diags:
+        d = diags[0]
+        return f"{d.location}: {d.message}"
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+
+
+def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None) -> bytes:
+    try:
+        return compile_mlir(text, "auto", flags, cache).vmfb
+    except LoweringError as exc:
+        raise CandidateRejected("build", exc.summary()) from None
+
+
+def run_worker(
+    reference: dict, candidate: dict, inputs: list[TensorSpec], depth: int, settings: EvalSettings,
+    workdir: Path, check: bool = True, timing: bool = True,
+) -> dict:
+    """Run the worker subprocess; returns its reply, or {"error": ...} on crash/timeout."""
+    request = {
+        "reference": reference,
+        "candidate": candidate,
+        "inputs": [s.to_json() for s in inputs],
+        "seed": secrets.randbits(31),
+        "distributions": list(settings.distributions),
+        "samples": settings.samples,
+        "reduction_depth": depth,
+        "check": check,
+        "timing": {
+            "rounds": settings.rounds, "inner": settings.inner, "warmup": settings.warmup,
+            "confidence": settings.confidence,
+        } if timing else None,
+        "memory_mb": settings.memory_mb,
+        "driver": settings.driver,
+    }
+    path = workdir / f"request-{secrets.token_hex(4)}.json"
+    path.write_text(json.dumps(request))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlirforge.llm_rewrite.worker", str(path)],
+            capture_output=True, text=True, timeout=settings.timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {settings.timeout_s:.0f} s"}
+    if proc.returncode != 0:
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        tail = proc.stderr.strip().splitlines()[-1:] or [""]
+        return {"error": f"worker crashed ({how}) {tail[0]}".strip()}
+    try:
+        reply = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return {"error": "worker gave no result"}
+    reply["seed"] = request["seed"]
+    return reply
+
+
+def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Verdict:
+    v = Verdict(cand_id, stage="numerics", built=True)
+    if "error" in reply:
+        v.reason = reply["error"]
+        return v
+    if "equivalent" in reply:
+        v.equivalent = reply["equivalent"]
+        v.equivalence = reply.get("equivalence", {})
+        if not v.equivalent:
+            e = v.equivalence
+            v.reason = f"not equivalent on {e.get('distribution')} inputs: {e.get('why') or 'values differ'}"
+            if e.get("max_error") is not None:
+                v.reason += f" (max error {e['max_error']:.3g}, tolerance {e.get('tolerance') or 0:.3g})"
+            return v
+    if reply.get("timing"):
+        v.stage = "timing"
+        v.timing = reply["timing"]
+        need = 1 + settings.min_gain
+        if v.timing["ci_low"] >= need:
+            v.stage, v.accepted = "done", True
+            v.reason = f"{v.timing['speedup']:.3f}x faster (95% CI lower bound {v.timing['ci_low']:.3f} >= {need:.2f})"
+        else:
+            v.reason = f"not significantly faster: {v.timing['speedup']:.3f}x, CI lower bound {v.timing['ci_low']:.3f} < {need:.2f}"
+    return v
+
+
+class KernelEvaluator:
+    """Evaluates candidates for one kernel against its unmodified build."""
+
+    def __init__(self, kernel: Kernel, settings: EvalSettings, workdir: Path, cache: ModuleCache | None = None):
+        self.kernel = kernel
+        self.settings = settings
+        self.workdir = workdir
+        self.cache = cache
+        self._reference: Path | None = None
+
+    def reference(self) -> Path:
+        if self._reference is None:
+            vmfb = compile_mlir(self.kernel.module, "auto", list(self.settings.base_flags), self.cache).vmfb
+            self._reference = self.workdir / f"ref-{self.kernel.hash}.vmfb"
+            self._reference.write_bytes(vmfb)
+        return self._reference
+
+    def evaluate(self, cand: Candidate) -> Verdict:
+        try:
+            text, flags = build_candidate_source(self.kernel, cand, self.settings)
+            vmfb = compile_or_reject(text, flags, self.cache)
+        except CandidateRejected as exc:
+            return Verdict(cand.id, stage=exc.stage, built=exc.stage not in ("parse", "signature", "build"),
+                           reason=f"{exc.stage}: {exc.reason}")
+        path = self.workdir / f"cand-{cand.id}.vmfb"
+        path.write_bytes(vmfb)
+        reply = run_worker(
+            {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.inputs,
+            self.kernel.reduction_depth, self.settings, self.workdir,
+        )
+        verdict = verdict_from_reply(cand.id, reply, self.settings)
+        verdict.equivalence.setdefault("flags", flags)
+        return verdict
+
+    def candidate_source(self, cand: Candidate) -> tuple[str, list[str]]:
+        return build_candidate_source(self.kernel, cand, self.settings)
+
+
+def new_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mlirforge-eval-"))

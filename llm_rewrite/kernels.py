@@ -1,0 +1,131 @@
+"""Kernels of a lowered model: outline them and make each runnable on its own.
+
+`extract_kernels` runs mlirforge-outline-kernels on a model's MLIR and returns
+the outlined module plus one `Kernel` per kernel function, whose `module` is a
+standalone MLIR module with the kernel as public `@main` (so it compiles and
+runs alone for profiling and for checking candidates).
+"""
+
+from __future__ import annotations
+
+import math
+
+from mlirforge.llm_rewrite.types import Kernel, TensorSpec
+from mlirforge.lowering.ir import ir
+from mlirforge.passes._kernels import (
+    KERNEL_HASH,
+    KERNEL_ROOT,
+    func_ops,
+    function_type,
+    is_kernel,
+    kernels,
+    op_name,
+    string_attr,
+    sym_name,
+    walk_nested,
+)
+from mlirforge.passes.pipeline import parse_pipeline, run_pipeline
+
+
+def tensor_spec(t) -> TensorSpec:
+    rt = ir.RankedTensorType(t)
+    return TensorSpec(tuple(rt.shape), str(rt.element_type))
+
+
+def standalone_module(func_op) -> str:
+    """The function alone in a module, renamed to public @main (kernel attributes kept)."""
+    module = ir.Module.create(loc=func_op.location)
+    clone = func_op.operation.clone(ip=ir.InsertionPoint(module.body))
+    clone.attributes["sym_name"] = ir.StringAttr.get("main")
+    for attr in ("sym_visibility", "mlirforge.substituted"):
+        if attr in clone.attributes:
+            del clone.attributes[attr]
+    return module.operation.get_asm(enable_debug_info=False)
+
+
+def _shape(value) -> list[int]:
+    try:
+        return list(ir.ShapedType(value.type).shape)
+    except ValueError:
+        return []
+
+
+def reduction_depth(op) -> int:
+    """How many terms each output element of a root op sums (1 if it reduces nothing)."""
+    name = op_name(op)
+    ins = list(op.operands)
+    if name in ("linalg.matmul", "linalg.batch_matmul", "linalg.matvec", "linalg.batch_matvec", "linalg.dot"):
+        return max(1, _shape(ins[0])[-1] if _shape(ins[0]) else 1)
+    if name == "linalg.vecmat":
+        return max(1, _shape(ins[0])[-1])
+    if name.startswith("linalg.conv_2d_nchw") or name.startswith("linalg.conv_2d_ngchw"):
+        return math.prod(_shape(ins[1])[1:])
+    if name.startswith("linalg.conv_2d_nhwc_hwcf"):
+        return math.prod(_shape(ins[1])[:3])
+    if name.startswith("linalg.conv") or name.startswith("linalg.depthwise") or name.startswith("linalg.pooling"):
+        return math.prod(_shape(ins[1])) if len(ins) > 1 else 1
+    if name == "linalg.generic" and "indexing_maps" in op.attributes:
+        iterators = str(op.attributes["iterator_types"])
+        kinds = [tok for tok in iterators.replace('"', " ").replace("<", " ").replace(">", " ").split() if tok in ("parallel", "reduction")]
+        maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        sizes: dict[int, int] = {}
+        for value, amap in zip(ins, maps):
+            shape = _shape(value)
+            for j, expr in enumerate(amap.results):
+                expr = expr.maybe_downcast()
+                if isinstance(expr, ir.AffineDimExpr) and j < len(shape):
+                    sizes.setdefault(expr.position, shape[j])
+        return max(1, math.prod(sizes.get(d, 1) for d, k in enumerate(kinds) if k == "reduction"))
+    if name == "linalg.softmax":
+        dim = ir.IntegerAttr(op.attributes["dimension"]).value
+        return max(1, _shape(ins[0])[dim])
+    return 1
+
+
+def _calls(module) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def visit(o):
+        if op_name(o) == "func.call":
+            callee = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
+            counts[callee] = counts.get(callee, 0) + 1
+
+    for f in func_ops(module):
+        if not is_kernel(f):
+            walk_nested(f, visit)
+    return counts
+
+
+def kernels_of(module) -> list[Kernel]:
+    """Kernel objects for every kernel function of an outlined module."""
+    calls = _calls(module)
+    out = []
+    for k in kernels(module):
+        ftype = function_type(k)
+        root_name = string_attr(k, KERNEL_ROOT)
+        depth = 1
+        roots = []
+        walk_nested(k, lambda o: roots.append(o) if op_name(o) == root_name else None)
+        for r in roots:
+            depth = max(depth, reduction_depth(r))
+        out.append(
+            Kernel(
+                hash=string_attr(k, KERNEL_HASH),
+                name=sym_name(k),
+                root=root_name,
+                module=standalone_module(k),
+                inputs=[tensor_spec(t) for t in ftype.inputs],
+                outputs=[tensor_spec(t) for t in ftype.results],
+                reduction_depth=depth,
+                calls=calls.get(sym_name(k), 0),
+            )
+        )
+    return out
+
+
+def extract_kernels(mlir: str) -> tuple[str, list[Kernel]]:
+    """Outline the kernels of a model's MLIR; returns (outlined MLIR, kernels)."""
+    with ir.Context():
+        module = ir.Module.parse(mlir)
+        run_pipeline(module, parse_pipeline("mlirforge-outline-kernels"))
+        return module.operation.get_asm(), kernels_of(module)
