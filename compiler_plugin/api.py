@@ -74,35 +74,7 @@ def compile_model(
     low = exported.lowered
     cache = ModuleCache() if opts.use_cache else None
     result = compile_mlir(low.mlir, opts.form, opts.iree_flags, cache)
-    user_index = {pos: i for i, pos in enumerate(exported.user_positions)}
-    out_plan = []
-    for kind, value in low.out_plan:
-        if kind == "input":
-            if value not in user_index:
-                raise UserError("the model returns one of its weights unchanged; artifacts cannot")
-            value = user_index[value]
-        out_plan.append([kind, value])
-    import torch.utils._pytree as pytree
-
-    manifest = {
-        "entry": "main",
-        "driver": opts.driver,
-        "source": source,
-        "inputs": [tensor_spec(t) for t in inputs],
-        "module_inputs": [user_index[p] for p in low.input_positions],
-        "out_plan": out_plan,
-        "out_spec": pytree.treespec_dumps(low.out_spec),
-        "parameter_names": exported.parameter_names,
-        "compile": {
-            "form": opts.form,
-            "iree_flags": list(opts.iree_flags),
-            "module_key": result.key,
-            "seconds": round(result.seconds, 3),
-        },
-        "tool_versions": tool_versions(),
-        "target": host_cpu().describe(),
-        "rewrites": [],
-    }
+    manifest = _manifest(opts, source, inputs, exported, result, low)
     out = write_artifact(Path(out_dir), result.vmfb, exported.parameters, manifest, {"module.mlir": low.mlir})
     summary = CompileSummary(
         artifact=out,
@@ -149,3 +121,199 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: CompileCon
     result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path))
     atomic_write_bytes(out_path, result.vmfb)
     return result.seconds
+
+
+@dataclasses.dataclass
+class OptimizeSummary:
+    artifact: Path
+    kernels: list[dict]
+    module_candidates: list[dict]
+    evaluations: int
+    search_seconds: float
+    end_to_end: dict | None
+    eager_us: float | None = None
+    unoptimized_us: float | None = None
+    optimized_us: float | None = None
+    interrupted: bool = False
+
+    def lines(self) -> list[str]:
+        out = [f"artifact     {self.artifact}", f"search       {self.evaluations} candidates evaluated in {self.search_seconds:.1f} s"
+               + (" (interrupted: kept what was verified)" if self.interrupted else "")]
+        if self.module_candidates:
+            out.append("module-wide candidates:")
+            for m in self.module_candidates:
+                out.append(f"  {m['candidate']:<58} {m['result']}")
+        out.append("kernels (hottest first):")
+        out.append(f"  {'kernel':<18}{'root':<26}{'base us':>9}  {'tried':>5}  result")
+        for k in self.kernels:
+            out.append(f"  {k['hash']:<18}{k['root']:<26}{k['baseline_us']:>9.1f}  {k['tried']:>5}  {k['result']}")
+        if self.end_to_end:
+            e = self.end_to_end
+            out.append(f"end to end   {e['summary']}")
+        if self.unoptimized_us and self.optimized_us:
+            out.append(
+                f"time/call    eager {self.eager_us:.1f} us, mlirforge unoptimised {self.unoptimized_us:.1f} us, "
+                f"optimised {self.optimized_us:.1f} us"
+            )
+            out.append(
+                f"speedup      {self.unoptimized_us / self.optimized_us:.2f}x vs unoptimised, "
+                f"{self.eager_us / self.optimized_us:.2f}x vs eager"
+            )
+        return out
+
+
+def optimize_model(
+    model: torch.nn.Module,
+    inputs: list,
+    out_dir: str | Path,
+    config: CompileConfig = CompileConfig(),
+    source: str | None = None,
+    progress=None,
+    time_it: bool = True,
+) -> OptimizeSummary:
+    """Search verified rewrites for `model(*inputs)` and write the optimised artifact.
+
+    The artifact's manifest lists every kept rewrite with its equivalence and
+    timing evidence. Raises UserError/LoweringError like `compile_model`.
+    """
+    from mlirforge.llm_rewrite.optimize import optimize_lowered
+    from mlirforge.llm_rewrite.proposers import get_proposer
+    from mlirforge.lowering.runtime import IreeModule
+
+    opts = config.lowering
+    exported = export_model(model, inputs, opts)
+    low = exported.lowered
+    settings = config.eval_settings()
+    result = optimize_lowered(
+        low.mlir, exported.parameters, list(inputs), get_proposer(config.proposer), config.search_settings(),
+        settings, use_rewrite_cache=config.use_rewrite_cache, use_module_cache=opts.use_cache,
+        progress=progress or (lambda e, i: None),
+    )
+    comp = result.composition
+    cache = ModuleCache() if opts.use_cache else None
+    compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)
+    rewrites = []
+    kernel_files = {}
+    for kernel, cand, verdict in comp.kept:
+        rewrites.append({
+            "kernel": kernel.hash, "kernel_root": kernel.root, "kernel_name": kernel.name,
+            "candidate": cand.to_json(), "equivalence": verdict.equivalence, "timing": verdict.timing,
+            "reason": verdict.reason,
+        })
+        kernel_files[f"kernels/{kernel.hash}.mlir"] = kernel.module
+    module_winner = result.search.module_winner
+    kept_module = module_winner is not None and comp.verdict is not None and comp.verdict.accepted
+    manifest = _manifest(opts, source, inputs, exported, compiled, low)
+    manifest["driver"] = comp.driver
+    manifest["compile"]["iree_flags"] = comp.flags
+    manifest["rewrites"] = rewrites
+    manifest["optimization"] = {
+        "proposer": config.proposer,
+        "budget_s": config.budget_s,
+        "evaluations": result.search.evaluations,
+        "seconds": round(result.search.seconds, 2),
+        "interrupted": result.search.interrupted,
+        "module_candidate": module_winner[0].to_json() if (module_winner and kept_module) else None,
+        "end_to_end": comp.verdict.to_json() if comp.verdict else None,
+        "dropped": [{"kernel": w[0].hash, "candidate": w[1].describe(), "why": why} for w, why in comp.dropped],
+    }
+    report = _report(result, comp)
+    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, manifest,
+                         {"module.mlir": comp.mlir, "report.md": report, **kernel_files})
+    summary = OptimizeSummary(
+        artifact=out,
+        kernels=[_kernel_row(kr) for kr in result.search.kernels],
+        module_candidates=[{"candidate": c.describe(), "result": v.feedback()} for c, v in result.search.module_history],
+        evaluations=result.search.evaluations,
+        search_seconds=result.search.seconds,
+        end_to_end={"summary": comp.verdict.reason if comp.verdict else "not verified",
+                    **(comp.verdict.timing if comp.verdict else {})},
+        interrupted=result.search.interrupted,
+    )
+    if time_it:
+        artifact = load(out)
+        unopt = IreeModule(compile_mlir(low.mlir, opts.form, opts.iree_flags, cache).vmfb, driver=opts.driver,
+                           parameters=exported.parameters)
+        with torch.no_grad():
+            ok, _, msg = compare_outputs(artifact(*inputs), model(*inputs))
+            if not ok:
+                raise UserError(f"the optimised artifact does not match eager PyTorch: {msg}")
+            samples = interleaved_times(
+                [lambda: model(*inputs), lambda: unopt(*inputs), lambda: artifact(*inputs)], rounds=20
+            )
+        summary.eager_us, summary.unoptimized_us, summary.optimized_us = (median_us(s) for s in samples)
+    return summary
+
+
+def _kernel_row(kr) -> dict:
+    if kr.winner is not None:
+        c, v = kr.winner
+        result = f"{'cached: ' if kr.from_cache else ''}{v.speedup:.2f}x with {c.describe()}"
+    else:
+        result = kr.skipped or f"no verified rewrite ({len(kr.history)} tried)"
+    return {"hash": kr.kernel.hash, "root": kr.kernel.root, "baseline_us": kr.kernel.baseline_us or 0.0,
+            "tried": len(kr.history), "result": result}
+
+
+def _report(result, comp) -> str:
+    lines = ["# mlirforge optimisation report", ""]
+    if comp.verdict is not None:
+        lines += [f"End to end: {comp.verdict.reason}", ""]
+    lines += ["## Module-wide candidates", "", "| candidate | verdict |", "|---|---|"]
+    lines += [f"| {c.describe()} | {v.feedback()} |" for c, v in result.search.module_history] or ["| – | – |"]
+    for kr in result.search.kernels:
+        lines += ["", f"## Kernel {kr.kernel.hash} ({kr.kernel.root}, {kr.kernel.baseline_us or 0:.1f} µs)", ""]
+        if kr.skipped:
+            lines.append(f"Skipped: {kr.skipped}")
+        lines += ["| candidate | proposer | verdict |", "|---|---|---|"]
+        lines += [f"| {c.describe()} | {c.proposer} | {v.feedback() if v.built else v.reason} |" for c, v in kr.history]
+    if comp.dropped:
+        lines += ["", "## Dropped at composition", ""]
+        lines += [f"- {w[0].hash}: {w[1].describe()}: {why}" for w, why in comp.dropped]
+    return "\n".join(lines) + "\n"
+
+
+def _manifest(opts, source, inputs, exported, compiled, low) -> dict:
+    import torch.utils._pytree as pytree
+
+    user_index = {pos: i for i, pos in enumerate(exported.user_positions)}
+    out_plan = []
+    for kind, value in low.out_plan:
+        if kind == "input":
+            if value not in user_index:
+                raise UserError("the model returns one of its weights unchanged; artifacts cannot")
+            value = user_index[value]
+        out_plan.append([kind, value])
+    return {
+        "entry": "main",
+        "driver": opts.driver,
+        "source": source,
+        "inputs": [tensor_spec(t) for t in inputs],
+        "module_inputs": [user_index[p] for p in low.input_positions],
+        "out_plan": out_plan,
+        "out_spec": pytree.treespec_dumps(low.out_spec),
+        "parameter_names": exported.parameter_names,
+        "compile": {
+            "form": opts.form,
+            "iree_flags": list(opts.iree_flags),
+            "module_key": compiled.key,
+            "seconds": round(compiled.seconds, 3),
+        },
+        "tool_versions": tool_versions(),
+        "target": host_cpu().describe(),
+        "rewrites": [],
+    }
+
+
+def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: CompileConfig = CompileConfig()):
+    """`mlirforge evaluate`: the whole cascade for one candidate file against one kernel file."""
+    from mlirforge.llm_rewrite.evaluate import KernelEvaluator, new_workdir
+    from mlirforge.llm_rewrite.kernels import kernel_from_function_text
+    from mlirforge.llm_rewrite.types import Candidate
+
+    kernel_text = Path(kernel_path).read_text()
+    kernel = kernel_from_function_text(kernel_text, str(kernel_path))
+    candidate = Candidate("kernel", {"mlir": Path(candidate_path).read_text()}, kernel.hash, proposer="user")
+    cache = ModuleCache() if config.lowering.use_cache else None
+    evaluator = KernelEvaluator(kernel, config.eval_settings(), new_workdir(), cache)
+    return evaluator.evaluate(candidate)

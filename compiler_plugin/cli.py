@@ -2,6 +2,9 @@
 
     mlirforge compile model.py -o out/      KernelBench-format model -> artifact directory
     mlirforge compile in.mlir  -o out.vmfb  MLIR (linalg/torch/any IREE input) -> vmfb
+    mlirforge optimize model.py|in.mlir -o out/ [--budget-s N] [--proposer heuristic|llm|replay]
+    mlirforge evaluate KERNEL.mlir CANDIDATE.mlir [--json]
+    mlirforge cache list|clear
     mlirforge info                          tool versions and the host target
 
 Exit status: 0 success, 1 the input could not be compiled (diagnostics are
@@ -25,10 +28,13 @@ from mlirforge.lowering.errors import LoweringError, MlirforgeError, UserError
 def _config_from_args(args):
     from mlirforge.config import CompileConfig
 
-    options = {"form": args.form, "driver": args.driver, "use_cache": not args.no_cache}
+    options = {"use_cache": not args.no_cache}
+    for key in ("form", "driver", "proposer", "budget_s", "min_gain", "transcript"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
     if args.iree_flag:
         options["iree_flags"] = args.iree_flag
-    return CompileConfig.from_options(options)
+    return CompileConfig.load(options)
 
 
 def _cmd_compile(args, parser) -> int:
@@ -54,6 +60,102 @@ def _cmd_compile(args, parser) -> int:
     return 0
 
 
+class _Progress:
+    """One line per event on stderr: what is being tried and what the checks said."""
+
+    def __init__(self, budget_s: float):
+        import time
+
+        self.start = time.monotonic()
+        self.budget = budget_s
+        self.evals = 0
+
+    def __call__(self, event: str, info: dict) -> None:
+        import time
+
+        elapsed = time.monotonic() - self.start
+        filled = min(20, int(20 * elapsed / self.budget)) if self.budget else 20
+        bar = f"[{'#' * filled}{'.' * (20 - filled)}] {elapsed:5.1f}/{self.budget:.0f}s"
+        if event in ("module-candidate", "kernel-candidate"):
+            self.evals += 1
+            cand, verdict = info["candidate"], info["verdict"]
+            where = "module" if event == "module-candidate" else info["kernel"].hash[:8]
+            mark = "ACCEPT" if verdict.accepted else "reject"
+            text = verdict.feedback() if verdict.built else verdict.reason
+            print(f"{bar} #{self.evals:<3} {where:<8} {cand.describe()[:60]:<60} {mark} {text[:70]}", file=sys.stderr)
+        elif event == "profile":
+            print(f"{bar} profiling {info['kernels']} kernels", file=sys.stderr)
+        elif event == "kernel-start":
+            k = info["kernel"]
+            print(f"{bar} kernel {info['index'] + 1}/{info['total']} {k.hash[:8]} {k.root} "
+                  f"({k.baseline_us or 0:.1f} us x {k.calls})", file=sys.stderr)
+        elif event == "kernel-cached":
+            k, c = info["kernel"], info["candidate"]
+            what = f"cached rewrite: {c.describe()}" if c else "searched before, nothing to reuse"
+            print(f"{bar} kernel {k.hash[:8]} {what}", file=sys.stderr)
+        elif event == "compose-final":
+            print(f"{bar} end to end: {info['verdict'].reason}", file=sys.stderr)
+        elif event == "interrupted":
+            print(f"{bar} interrupted: keeping what was verified", file=sys.stderr)
+
+
+def _cmd_optimize(args, parser) -> int:
+    from mlirforge import api
+
+    src = Path(args.input)
+    if not src.is_file():
+        parser.error(f"{src}: no such file")
+    if src.suffix != ".py":
+        parser.error(f"{src}: optimize takes a model.py (KernelBench convention)")
+    config = _config_from_args(args)
+    print(f"mlirforge: optimizing {src} with the {config.proposer} proposer, budget {config.budget_s:.0f} s",
+          file=sys.stderr)
+    problem = __import__("mlirforge.kernelbench", fromlist=["load_model_file"]).load_model_file(src)
+    summary = api.optimize_model(problem.model, problem.inputs, args.output, config, source=str(src),
+                                 progress=_Progress(config.budget_s))
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _cmd_evaluate(args, parser) -> int:
+    from mlirforge import api
+
+    for path in (args.kernel, args.candidate):
+        if not Path(path).is_file():
+            parser.error(f"{path}: no such file")
+    config = _config_from_args(args)
+    verdict = api.evaluate_files(args.kernel, args.candidate, config)
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        print(f"built       {verdict.built}")
+        print(f"equivalent  {verdict.equivalent}")
+        speedup = f"{verdict.speedup:.3f}x (95% CI {verdict.timing['ci_low']:.3f}-{verdict.timing['ci_high']:.3f})" if verdict.speedup else "-"
+        print(f"speedup     {speedup}")
+        print(f"accepted    {verdict.accepted}")
+        print(f"reason      {verdict.reason}")
+    return 0 if verdict.accepted else 1
+
+
+def _cmd_cache(args, parser) -> int:
+    from mlirforge.llm_rewrite.cache import RewriteCache
+
+    cache = RewriteCache()
+    try:
+        if args.action == "clear":
+            n = cache.clear()
+            print(f"removed {n} rewrites from {cache.path}")
+            return 0
+        entries = cache.entries()
+        print(f"{cache.path}: {len(entries)} verified rewrites, {cache.searched_count()} kernels searched")
+        for e in entries:
+            print(f"  {e['kernel']}  {e['speedup']:.2f}x  {e['candidate']}  ({e['proposer']})")
+        return 0
+    finally:
+        cache.close()
+
+
 def _cmd_info(args, parser) -> int:
     from mlirforge.lowering.target import host_cpu
     from mlirforge.lowering.versions import tool_versions
@@ -70,12 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile a model.py or .mlir file")
     comp.add_argument("input", help="model.py (KernelBench convention) or a .mlir file")
     comp.add_argument("-o", "--output", required=True, help="artifact directory (model.py) or .vmfb path (.mlir)")
-    comp.add_argument("--form", choices=["linalg", "torch"], default="linalg", help="what torch-mlir hands IREE")
-    comp.add_argument("--driver", choices=["local-sync", "local-task"], default="local-sync")
+    comp.add_argument("--form", choices=["linalg", "torch"], help="what torch-mlir hands IREE (default linalg)")
+    comp.add_argument("--driver", choices=["local-sync", "local-task"], help="IREE driver (default local-sync)")
     comp.add_argument("--iree-flag", action="append", metavar="FLAG", help="extra iree-compile flag (repeatable); replaces the defaults")
     comp.add_argument("--no-cache", action="store_true", help="do not read or write the module cache")
     comp.add_argument("--no-check", action="store_true", help="skip the comparison and timing against eager")
     comp.set_defaults(func=_cmd_compile)
+
+    opt = sub.add_parser("optimize", help="search verified rewrites and write an optimised artifact")
+    opt.add_argument("input", help="model.py (KernelBench convention)")
+    opt.add_argument("-o", "--output", required=True, help="artifact directory")
+    opt.add_argument("--budget-s", type=float, dest="budget_s", help="search budget in seconds (default 60)")
+    opt.add_argument("--proposer", choices=["heuristic", "llm", "replay"], help="default: heuristic (offline)")
+    opt.add_argument("--transcript", help="transcript to replay (--proposer replay) or to record (llm)")
+    opt.add_argument("--min-gain", type=float, dest="min_gain", help="required speedup CI lower bound - 1 (default 0.03)")
+    opt.add_argument("--form", choices=["linalg", "torch"])
+    opt.add_argument("--driver", choices=["local-sync", "local-task"])
+    opt.add_argument("--iree-flag", action="append", metavar="FLAG", help="base iree-compile flag (repeatable)")
+    opt.add_argument("--no-cache", action="store_true", help="do not use the module cache")
+    opt.set_defaults(func=_cmd_optimize)
+
+    ev = sub.add_parser("evaluate", help="check and time one candidate kernel against a kernel")
+    ev.add_argument("kernel", help="KERNEL.mlir: one public func.func with tensor arguments")
+    ev.add_argument("candidate", help="CANDIDATE.mlir: a func.func with the identical signature")
+    ev.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    ev.add_argument("--min-gain", type=float, dest="min_gain")
+    ev.add_argument("--iree-flag", action="append", metavar="FLAG")
+    ev.add_argument("--no-cache", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    cache = sub.add_parser("cache", help="list or clear verified rewrites")
+    cache.add_argument("action", choices=["list", "clear"])
+    cache.set_defaults(func=_cmd_cache)
 
     info = sub.add_parser("info", help="print tool versions and the host target")
     info.set_defaults(func=_cmd_info)

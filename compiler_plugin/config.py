@@ -1,17 +1,26 @@
-"""User-facing configuration of the backend and the driver.
+"""User-facing configuration of the backend, the driver and the search.
 
-Options arrive as a dict (`torch.compile(..., options={...})`) or CLI flags;
-both are validated here, and an unknown or ill-typed key is an error naming it.
+One typed dataclass, filled in this order (later wins): defaults, a config
+file (`mlirforge.toml`, or `[tool.mlirforge]` in `pyproject.toml`, found in
+the working directory), the environment (`MLIRFORGE_PROPOSER`,
+`MLIRFORGE_BUDGET_S`), then CLI flags or `torch.compile` options. Unknown
+keys, ill-typed values and contradictions are errors naming the key. Secrets
+(API keys) are never read from files: only from the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.options import LoweringOptions
+
+PROPOSERS = ("heuristic", "llm", "replay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,18 +28,40 @@ class CompileConfig:
     lowering: LoweringOptions = LoweringOptions()
     max_shape_variants: int = 8
     """Distinct input shapes compiled per graph; calls with more run eagerly."""
+    optimize: bool = False
+    """Search verified rewrites (torch.compile backend; the driver's `optimize` always does)."""
+    proposer: str = "heuristic"
+    budget_s: float = 60.0
+    """Wall-clock seconds the search may spend per model (or per graph)."""
+    min_gain: float = 0.03
+    """A rewrite is kept only if the lower bound of its speedup's 95% CI clears 1 + min_gain."""
+    timing_rounds: int = 30
+    use_rewrite_cache: bool = True
+    transcript: str = ""
+    """Replay transcript path (proposer `replay`) or where the LLM transcript is written."""
 
     def __post_init__(self) -> None:
         if self.max_shape_variants < 1:
             raise UserError("max_shape_variants: must be at least 1")
+        if self.proposer not in PROPOSERS:
+            raise UserError(f"proposer: expected one of {', '.join(PROPOSERS)}, got '{self.proposer}'")
+        if self.budget_s <= 0:
+            raise UserError("budget_s: must be positive")
+        if not 0 <= self.min_gain < 1:
+            raise UserError("min_gain: must be in [0, 1)")
+        if self.timing_rounds < 5:
+            raise UserError("timing_rounds: at least 5 rounds are needed for a confidence interval")
+        if self.proposer == "replay" and not self.transcript:
+            raise UserError("proposer 'replay' needs 'transcript' (the recorded transcript file)")
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None) -> CompileConfig:
-        """Build from `torch.compile` options; raises UserError naming a bad key."""
+    def from_options(cls, options: Mapping[str, Any] | None, base: CompileConfig | None = None) -> CompileConfig:
+        """Apply options (from torch.compile, CLI, file) over `base`; raises UserError naming a bad key."""
+        base = base or cls()
         options = dict(options or {})
         lowering_fields = {f.name: f for f in dataclasses.fields(LoweringOptions)}
-        own_fields = {f.name for f in dataclasses.fields(cls)} - {"lowering"}
-        known = sorted(set(lowering_fields) | own_fields)
+        own_fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "lowering"}
+        known = sorted(set(lowering_fields) | set(own_fields))
         lowering_kw, own_kw = {}, {}
         for key, value in options.items():
             if key in lowering_fields:
@@ -40,13 +71,89 @@ class CompileConfig:
                     value = tuple(value)
                 lowering_kw[key] = value
             elif key in own_fields:
-                own_kw[key] = value
+                own_kw[key] = _typed(key, own_fields[key], value)
             else:
                 raise UserError(f"unknown mlirforge option '{key}'; known options: {', '.join(known)}")
         try:
-            lowering = LoweringOptions(**lowering_kw)
+            lowering = dataclasses.replace(base.lowering, **lowering_kw)
         except (TypeError, ValueError) as exc:
             raise UserError(f"option {exc}") from None
-        if "max_shape_variants" in own_kw and not isinstance(own_kw["max_shape_variants"], int):
-            raise UserError("option 'max_shape_variants': expected an integer")
-        return cls(lowering=lowering, **own_kw)
+        return dataclasses.replace(base, lowering=lowering, **own_kw)
+
+    @classmethod
+    def load(cls, options: Mapping[str, Any] | None = None, cwd: Path | None = None) -> CompileConfig:
+        """Defaults <- config file <- environment <- options."""
+        config = cls()
+        file_opts, where = read_config_file(cwd or Path.cwd())
+        if file_opts:
+            try:
+                config = cls.from_options(file_opts, config)
+            except UserError as exc:
+                raise UserError(f"{where}: {exc}") from None
+        env = {}
+        if os.environ.get("MLIRFORGE_PROPOSER"):
+            env["proposer"] = os.environ["MLIRFORGE_PROPOSER"]
+        if os.environ.get("MLIRFORGE_BUDGET_S"):
+            env["budget_s"] = os.environ["MLIRFORGE_BUDGET_S"]
+        if env:
+            try:
+                config = cls.from_options(env, config)
+            except UserError as exc:
+                raise UserError(f"environment: {exc}") from None
+        return cls.from_options(options or {}, config)
+
+    def search_settings(self):
+        from mlirforge.llm_rewrite.search import SearchSettings
+
+        return SearchSettings(budget_s=self.budget_s)
+
+    def eval_settings(self):
+        from mlirforge.llm_rewrite.evaluate import EvalSettings
+
+        return EvalSettings(
+            base_flags=tuple(self.lowering.iree_flags), driver=self.lowering.driver,
+            min_gain=self.min_gain, rounds=self.timing_rounds,
+        )
+
+
+def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "1")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise UserError(f"option '{key}': expected {kind}, got {value!r}") from None
+    return value
+
+
+def read_config_file(cwd: Path) -> tuple[dict, str]:
+    """Options from ./mlirforge.toml or [tool.mlirforge] in ./pyproject.toml."""
+    own = cwd / "mlirforge.toml"
+    try:
+        if own.is_file():
+            return tomllib.loads(own.read_text()), str(own)
+        project = cwd / "pyproject.toml"
+        if project.is_file():
+            data = tomllib.loads(project.read_text())
+            return data.get("tool", {}).get("mlirforge", {}), f"{project} [tool.mlirforge]"
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{own if own.is_file() else cwd / 'pyproject.toml'}: {exc}") from None
+    return {}, ""

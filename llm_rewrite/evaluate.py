@@ -79,10 +79,7 @@ def build_candidate_source(kernel: Kernel, cand: Candidate, settings: EvalSettin
         main = _main_func(module)
         want = str(function_type(main))
         if cand.kind == "flags":
-            try:
-                flags = merge_flags(settings.base_flags, validate_flags(cand.payload.get("iree_flags")))
-            except FlagError as exc:
-                raise CandidateRejected("parse", str(exc)) from None
+            flags = flags_of(cand, settings)
         elif cand.kind in ("pipeline", "tiling"):
             if cand.kind == "pipeline":
                 text = cand.payload.get("pipeline")
@@ -132,6 +129,21 @@ def build_candidate_source(kernel: Kernel, cand: Candidate, settings: EvalSettin
         if got != want:
             raise CandidateRejected("signature", f"the rewrite changed the signature to {got}")
         return module.operation.get_asm(), flags
+
+
+def flags_of(cand: Candidate, settings: EvalSettings) -> list[str]:
+    """The full iree-compile flags of a `flags` candidate; CandidateRejected if not whitelisted."""
+    from mlirforge.lowering.runtime import DRIVERS
+
+    unknown = set(cand.payload) - {"iree_flags", "driver"}
+    if unknown:
+        raise CandidateRejected("parse", f"flags candidate with unknown keys {sorted(unknown)}")
+    if cand.payload.get("driver", settings.driver) not in DRIVERS:
+        raise CandidateRejected("parse", f"driver must be one of {', '.join(DRIVERS)}")
+    try:
+        return merge_flags(settings.base_flags, validate_flags(cand.payload.get("iree_flags", [])))
+    except FlagError as exc:
+        raise CandidateRejected("parse", str(exc)) from None
 
 
 def tiling_pipeline(payload: dict) -> str:
@@ -269,6 +281,50 @@ class KernelEvaluator:
 
     def candidate_source(self, cand: Candidate) -> tuple[str, list[str]]:
         return build_candidate_source(self.kernel, cand, self.settings)
+
+
+class ModelEvaluator:
+    """Evaluates whole-model variants against the unoptimised model build.
+
+    Both run in the worker with the model's weights from one parameter
+    archive; the reduction depth for tolerances is the deepest kernel's.
+    """
+
+    def __init__(self, mlir: str, parameters_path: Path | None, inputs: list[TensorSpec], depth: int,
+                 settings: EvalSettings, workdir: Path, cache: ModuleCache | None = None):
+        self.mlir = mlir
+        self.parameters = str(parameters_path) if parameters_path else None
+        self.inputs = inputs
+        self.depth = depth
+        self.settings = settings
+        self.workdir = workdir
+        self.cache = cache
+        self._reference: Path | None = None
+
+    def reference(self) -> Path:
+        if self._reference is None:
+            vmfb = compile_mlir(self.mlir, "auto", list(self.settings.base_flags), self.cache).vmfb
+            self._reference = self.workdir / "model-ref.vmfb"
+            self._reference.write_bytes(vmfb)
+        return self._reference
+
+    def evaluate(self, cand_id: str, mlir: str, flags: list[str], driver: str | None = None) -> Verdict:
+        try:
+            vmfb = compile_or_reject(mlir, flags, self.cache)
+        except CandidateRejected as exc:
+            return Verdict(cand_id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
+        path = self.workdir / f"model-{cand_id}.vmfb"
+        path.write_bytes(vmfb)
+        candidate = {"vmfb": str(path), "parameters": self.parameters}
+        if driver:
+            candidate["driver"] = driver
+        reply = run_worker(
+            {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
+            self.inputs, self.depth, self.settings, self.workdir,
+        )
+        verdict = verdict_from_reply(cand_id, reply, self.settings)
+        verdict.equivalence.setdefault("flags", flags)
+        return verdict
 
 
 def new_workdir() -> Path:

@@ -129,3 +129,39 @@ def extract_kernels(mlir: str) -> tuple[str, list[Kernel]]:
         module = ir.Module.parse(mlir)
         run_pipeline(module, parse_pipeline("mlirforge-outline-kernels"))
         return module.operation.get_asm(), kernels_of(module)
+
+
+def kernel_from_function_text(text: str, source_name: str = "<kernel>") -> Kernel:
+    """A Kernel from a file holding one public func.func (for `mlirforge evaluate`).
+
+    Raises UserError naming the file for malformed input.
+    """
+    from mlirforge.lowering.errors import UserError
+    from mlirforge.passes._kernels import KERNEL_HASH as _H, is_root, kernel_hash_of
+
+    with ir.Context():
+        try:
+            module = ir.Module.parse(text)
+        except ir.MLIRError as exc:
+            d = exc.error_diagnostics[0] if exc.error_diagnostics else None
+            where = str(d.location).replace('loc("-"', f'loc("{source_name}"') if d else source_name
+            raise UserError(f"{source_name}: does not parse: {where}: {d.message if d else exc}") from None
+        funcs = [f for f in func_ops(module) if "sym_visibility" not in f.attributes]
+        if len(funcs) != 1:
+            raise UserError(f"{source_name}: expected exactly one public func.func, found {len(funcs)}")
+        func = funcs[0]
+        ftype = function_type(func)
+        if not all(isinstance(t, ir.RankedTensorType) or ir.RankedTensorType.isinstance(t) for t in [*ftype.inputs, *ftype.results]):
+            raise UserError(f"{source_name}: every argument and result must be a ranked tensor")
+        roots = []
+        walk_nested(func, lambda o: roots.append(o) if is_root(o) else None)
+        digest = kernel_hash_of(func)
+        func.attributes[_H] = ir.StringAttr.get(digest)
+        root_name = op_name(roots[0]) if roots else "none"
+        func.attributes[KERNEL_ROOT] = ir.StringAttr.get(root_name)
+        depth = max([reduction_depth(r) for r in roots] or [1])
+        return Kernel(
+            hash=digest, name=sym_name(func), root=root_name, module=standalone_module(func),
+            inputs=[tensor_spec(t) for t in ftype.inputs], outputs=[tensor_spec(t) for t in ftype.results],
+            reduction_depth=depth,
+        )

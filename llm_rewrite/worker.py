@@ -216,7 +216,7 @@ def time_ab(ref: Runner, cand: Runner, request: dict) -> dict:
 def run(request: dict) -> dict:
     driver = request.get("driver", "local-sync")
     ref = Runner(request["reference"], driver)
-    cand = Runner(request["candidate"], driver)
+    cand = Runner(request["candidate"], request["candidate"].get("driver", driver))
     out: dict = {}
     if request.get("check", True):
         out.update(check(ref, cand, request))

@@ -1,0 +1,124 @@
+"""The rewrite cache: verified rewrites in SQLite, keyed by kernel, target and tools.
+
+A rewrite verified for a kernel hash on one CPU with one set of tool versions
+is reused, without searching, by any later compile that meets the same kernel
+there. A kernel searched without a winner is remembered too (with the budget
+spent), so a second compile does not search it again. WAL mode lets several
+processes read while one writes; each write is its own transaction, so a
+search interrupted by Ctrl-C keeps what it had verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from mlirforge.llm_rewrite.types import Candidate, Verdict
+from mlirforge.lowering.stages import cache_root
+from mlirforge.lowering.target import host_cpu
+from mlirforge.lowering.versions import tool_versions
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rewrites (
+    kernel_hash TEXT NOT NULL,
+    context     TEXT NOT NULL,
+    candidate   TEXT NOT NULL,
+    verdict     TEXT NOT NULL,
+    speedup     REAL NOT NULL,
+    created     REAL NOT NULL,
+    PRIMARY KEY (kernel_hash, context)
+);
+CREATE TABLE IF NOT EXISTS searched (
+    kernel_hash TEXT NOT NULL,
+    context     TEXT NOT NULL,
+    evaluations INTEGER NOT NULL,
+    seconds     REAL NOT NULL,
+    created     REAL NOT NULL,
+    PRIMARY KEY (kernel_hash, context)
+);
+"""
+
+
+def context_key(base_flags: list[str] | tuple[str, ...] = ()) -> str:
+    """Target CPU + tool versions + the flags kernels were compiled with."""
+    text = json.dumps([host_cpu().fingerprint, tool_versions(), list(base_flags)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RewriteCache:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else cache_root() / "rewrites.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def lookup(self, kernel_hash: str, context: str) -> tuple[Candidate, Verdict] | None:
+        row = self.db.execute(
+            "SELECT candidate, verdict FROM rewrites WHERE kernel_hash = ? AND context = ?", (kernel_hash, context)
+        ).fetchone()
+        if row is None:
+            return None
+        verdict = Verdict(**{k: v for k, v in json.loads(row[1]).items() if k != "speedup"})
+        return Candidate.from_json(json.loads(row[0])), verdict
+
+    def was_searched(self, kernel_hash: str, context: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM searched WHERE kernel_hash = ? AND context = ?", (kernel_hash, context)
+        ).fetchone()
+        return row is not None
+
+    def store(self, kernel_hash: str, context: str, candidate: Candidate, verdict: Verdict) -> None:
+        """Keep an accepted rewrite (the faster one wins if one is already stored)."""
+        if not verdict.accepted:
+            raise ValueError("only accepted rewrites are cached")
+        with self.db:
+            old = self.db.execute(
+                "SELECT speedup FROM rewrites WHERE kernel_hash = ? AND context = ?", (kernel_hash, context)
+            ).fetchone()
+            if old is not None and old[0] >= (verdict.speedup or 0):
+                return
+            self.db.execute(
+                "INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?, ?, ?, ?)",
+                (kernel_hash, context, json.dumps(candidate.to_json()), json.dumps(verdict.to_json()),
+                 verdict.speedup or 0.0, time.time()),
+            )
+
+    def mark_searched(self, kernel_hash: str, context: str, evaluations: int, seconds: float) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO searched VALUES (?, ?, ?, ?, ?)",
+                (kernel_hash, context, evaluations, seconds, time.time()),
+            )
+
+    def forget(self, kernel_hash: str, context: str) -> None:
+        """Drop a rewrite that did not pay off end to end."""
+        with self.db:
+            self.db.execute("DELETE FROM rewrites WHERE kernel_hash = ? AND context = ?", (kernel_hash, context))
+
+    def entries(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT kernel_hash, context, candidate, speedup, created FROM rewrites ORDER BY created"
+        ).fetchall()
+        out = []
+        for kernel_hash, context, cand, speedup, created in rows:
+            c = Candidate.from_json(json.loads(cand))
+            out.append({"kernel": kernel_hash, "context": context, "candidate": c.describe(),
+                        "proposer": c.proposer, "speedup": speedup, "created": created})
+        return out
+
+    def searched_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM searched").fetchone()[0]
+
+    def clear(self) -> int:
+        with self.db:
+            n = self.db.execute("SELECT COUNT(*) FROM rewrites").fetchone()[0]
+            self.db.execute("DELETE FROM rewrites")
+            self.db.execute("DELETE FROM searched")
+        return n

@@ -1,0 +1,95 @@
+"""Composition: put the per-kernel winners into the model and keep only what pays end to end.
+
+Each winner's standalone kernel (built exactly as it was verified) is
+substituted into the outlined model, the kernels are inlined, and the whole
+model is checked and timed against the unoptimised build. Each rewrite must
+then earn its place: the model with it must be significantly faster than the
+model without it (an A/B of the two, never a number measured earlier), or it
+is dropped and the rest re-verified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, build_candidate_source, run_worker, verdict_from_reply, compile_or_reject, CandidateRejected
+from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+from mlirforge.lowering.ir import ir
+from mlirforge.passes.pipeline import parse_pipeline, run_pipeline
+from mlirforge.passes.substitute_kernels import substitute
+
+log = logging.getLogger("mlirforge.llm_rewrite")
+
+Winner = tuple[Kernel, Candidate, Verdict]
+
+
+@dataclasses.dataclass
+class Composition:
+    mlir: str  # the optimised model, kernels inlined
+    flags: list[str]
+    driver: str
+    kept: list[Winner]
+    dropped: list[tuple[Winner, str]]
+    verdict: Verdict | None  # optimised vs unoptimised model
+
+
+def apply_winners(outlined: str, winners: list[Winner], settings: EvalSettings) -> str:
+    """Substitute each winner's verified kernel into the outlined model and inline."""
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.parse(outlined)
+        for kernel, cand, _ in winners:
+            text, _ = build_candidate_source(kernel, cand, settings)
+            substitute(module, ir.Module.parse(text))
+        run_pipeline(module, parse_pipeline("mlirforge-inline-kernels"))
+        return module.operation.get_asm()
+
+
+def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], driver: str, settings: EvalSettings,
+        cand_id: str) -> Verdict:
+    """A/B of two model variants with the same flags and driver."""
+    try:
+        ref = compile_or_reject(ref_mlir, flags, model.cache)
+        cand = compile_or_reject(cand_mlir, flags, model.cache)
+    except CandidateRejected as exc:
+        return Verdict(cand_id, stage=exc.stage, reason=exc.reason)
+    rp, cp = model.workdir / f"ab-ref-{cand_id}.vmfb", model.workdir / f"ab-cand-{cand_id}.vmfb"
+    rp.write_bytes(ref)
+    cp.write_bytes(cand)
+    spec = {"parameters": model.parameters, "driver": driver}
+    reply = run_worker({**spec, "vmfb": str(rp)}, {**spec, "vmfb": str(cp)}, model.inputs, model.depth,
+                       dataclasses.replace(settings, driver=driver), model.workdir, check=False)
+    return verdict_from_reply(cand_id, reply, settings)
+
+
+def compose(
+    model: ModelEvaluator,
+    outlined: str,
+    winners: list[Winner],
+    flags: list[str],
+    driver: str,
+    settings: EvalSettings,
+    progress=lambda event, info: None,
+) -> Composition:
+    """Build the optimised model from winners and verify it pays off end to end."""
+    baseline_inlined = apply_winners(outlined, [], settings)
+    kept, dropped = list(winners), []
+    if len(kept) > 1:
+        full = apply_winners(outlined, kept, settings)
+        for w in list(kept):
+            others = [x for x in kept if x is not w]
+            without = apply_winners(outlined, others, settings)
+            verdict = _ab(model, without, full, flags, driver, settings, f"keep-{w[0].hash}")
+            progress("compose-ablation", {"kernel": w[0], "verdict": verdict})
+            if not verdict.accepted:
+                kept.remove(w)
+                dropped.append((w, f"does not pay off in the model: {verdict.reason}"))
+                full = without
+    final = apply_winners(outlined, kept, settings) if kept else baseline_inlined
+    verdict = model.evaluate("model", final, flags, driver)
+    progress("compose-final", {"verdict": verdict})
+    if not verdict.accepted:
+        for w in kept:
+            dropped.append((w, f"the optimised model is not faster: {verdict.reason}"))
+        return Composition(baseline_inlined, list(model.settings.base_flags), model.settings.driver, [], dropped, verdict)
+    return Composition(final, flags, driver, kept, dropped, verdict)

@@ -1,0 +1,189 @@
+"""The search loop: module-wide flags, then rounds of proposals per hot kernel.
+
+    for each hot kernel (hottest first, while the budget lasts):
+        cached rewrite?  -> reuse it, no search
+        rounds: proposer(kernel, history, n) -> candidates -> evaluate each -> Verdict
+                the history (candidates and verdicts) feeds the next round
+        stop on budget, on `patience` rounds without a better verified rewrite, or Ctrl-C
+
+Every accepted rewrite goes to the rewrite cache as soon as it is verified,
+so an interrupted search keeps what it found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlirforge.llm_rewrite.cache import RewriteCache, context_key
+from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelEvaluator, flags_of, CandidateRejected
+from mlirforge.llm_rewrite.profiling import hot_kernels, profile_kernels
+from mlirforge.llm_rewrite.proposers import History, Proposer
+from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+from mlirforge.lowering.iree_compile import ModuleCache
+
+log = logging.getLogger("mlirforge.llm_rewrite")
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    budget_s: float = 60.0
+    per_round: int = 4
+    patience: int = 2
+    max_kernels: int = 8
+    min_kernel_share: float = 0.03
+    module_share: float = 0.3
+    """Fraction of the budget for module-wide candidates (flags, driver)."""
+
+
+@dataclasses.dataclass
+class KernelResult:
+    kernel: Kernel
+    winner: tuple[Candidate, Verdict] | None = None
+    history: History = dataclasses.field(default_factory=list)
+    from_cache: bool = False
+    skipped: str = ""
+
+
+@dataclasses.dataclass
+class SearchResult:
+    module_winner: tuple[Candidate, Verdict] | None
+    module_history: History
+    kernels: list[KernelResult]
+    evaluations: int
+    seconds: float
+    interrupted: bool = False
+
+
+def _better(v: Verdict, best: tuple[Candidate, Verdict] | None) -> bool:
+    return v.accepted and (best is None or v.timing["ci_low"] > best[1].timing["ci_low"])
+
+
+class Search:
+    def __init__(
+        self,
+        kernels: list[Kernel],
+        model: ModelEvaluator,
+        proposer: Proposer,
+        settings: SearchSettings,
+        eval_settings: EvalSettings,
+        workdir: Path,
+        rewrite_cache: RewriteCache | None,
+        module_cache: ModuleCache | None,
+        progress: Progress | None = None,
+        search_module: bool = True,
+    ):
+        self.kernels = kernels
+        self.model = model
+        self.proposer = proposer
+        self.settings = settings
+        self.eval_settings = eval_settings
+        self.workdir = workdir
+        self.rewrite_cache = rewrite_cache
+        self.module_cache = module_cache
+        self.progress = progress or (lambda event, info: None)
+        self.search_module = search_module
+        self.evaluations = 0
+
+    def run(self) -> SearchResult:
+        start = time.monotonic()
+        deadline = start + self.settings.budget_s
+        result = SearchResult(None, [], [], 0, 0.0)
+        try:
+            if self.search_module:
+                module_deadline = start + self.settings.budget_s * self.settings.module_share
+                result.module_winner = self._search_module(result.module_history, module_deadline)
+                if result.module_winner is not None:
+                    # Kernels are then searched (and cached) under the winning flags.
+                    cand = result.module_winner[0]
+                    self.eval_settings = dataclasses.replace(
+                        self.eval_settings,
+                        base_flags=tuple(flags_of(cand, self.eval_settings)),
+                        driver=cand.payload.get("driver", self.eval_settings.driver),
+                    )
+            self.progress("profile", {"kernels": len(self.kernels)})
+            ranked = profile_kernels(self.kernels, list(self.eval_settings.base_flags), self.eval_settings.driver,
+                                     self.module_cache)
+            hot = hot_kernels(ranked, self.settings.max_kernels, self.settings.min_kernel_share)
+            for kernel in ranked:
+                kr = KernelResult(kernel)
+                result.kernels.append(kr)
+                if kernel not in hot:
+                    kr.skipped = "not hot enough"
+            for i, kr in enumerate(r for r in result.kernels if not r.skipped):
+                if time.monotonic() >= deadline:
+                    kr.skipped = "budget spent"
+                    continue
+                self._search_kernel(kr, deadline, i, len(hot))
+        except KeyboardInterrupt:
+            result.interrupted = True
+            self.progress("interrupted", {})
+        result.evaluations = self.evaluations
+        result.seconds = time.monotonic() - start
+        return result
+
+    # -- module-wide ----------------------------------------------------------
+
+    def _search_module(self, history: History, deadline: float) -> tuple[Candidate, Verdict] | None:
+        best = None
+        for cand in self.proposer.propose_module(self.kernels, history, n=8):
+            if time.monotonic() >= deadline:
+                break
+            try:
+                flags = flags_of(cand, self.eval_settings)
+            except CandidateRejected as exc:
+                verdict = Verdict(cand.id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
+            else:
+                verdict = self.model.evaluate(cand.id, self.model.mlir, flags, cand.payload.get("driver"))
+            self.evaluations += 1
+            history.append((cand, verdict))
+            self.progress("module-candidate", {"candidate": cand, "verdict": verdict})
+            if _better(verdict, best):
+                best = (cand, verdict)
+        return best
+
+    # -- per kernel -------------------------------------------------------------
+
+    def _search_kernel(self, kr: KernelResult, deadline: float, index: int, total: int) -> None:
+        kernel = kr.kernel
+        context = context_key(self.eval_settings.base_flags)
+        if self.rewrite_cache is not None:
+            hit = self.rewrite_cache.lookup(kernel.hash, context)
+            if hit is not None:
+                kr.winner, kr.from_cache = hit, True
+                self.progress("kernel-cached", {"kernel": kernel, "candidate": hit[0], "verdict": hit[1]})
+                return
+            if self.rewrite_cache.was_searched(kernel.hash, context):
+                kr.from_cache, kr.skipped = True, "searched before: no verified rewrite"
+                self.progress("kernel-cached", {"kernel": kernel, "candidate": None, "verdict": None})
+                return
+        evaluator = KernelEvaluator(kernel, self.eval_settings, self.workdir, self.module_cache)
+        self.progress("kernel-start", {"kernel": kernel, "index": index, "total": total})
+        started, stale, exhausted = time.monotonic(), 0, False
+        while time.monotonic() < deadline and stale < self.settings.patience:
+            cands = self.proposer.propose(kernel, kr.history, self.settings.per_round)
+            if not cands:
+                exhausted = True
+                break
+            improved = False
+            for cand in cands:
+                if time.monotonic() >= deadline:
+                    break
+                verdict = evaluator.evaluate(cand)
+                self.evaluations += 1
+                kr.history.append((cand, verdict))
+                self.progress("kernel-candidate", {"kernel": kernel, "candidate": cand, "verdict": verdict})
+                if _better(verdict, kr.winner):
+                    kr.winner, improved = (cand, verdict), True
+                    if self.rewrite_cache is not None:
+                        self.rewrite_cache.store(kernel.hash, context, cand, verdict)
+            stale = 0 if improved else stale + 1
+        finished = exhausted or stale >= self.settings.patience
+        if self.rewrite_cache is not None and finished:
+            self.rewrite_cache.mark_searched(kernel.hash, context, len(kr.history), time.monotonic() - started)
+        self.progress("kernel-done", {"kernel": kernel, "winner": kr.winner})
