@@ -10,10 +10,12 @@ values would change a given module (`schedule_space`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, ClassVar
 
 from mlirforge.lowering.ir import ir
 
+log = logging.getLogger("mlirforge.passes")
 
 class PassFailure(Exception):
     """A pass could not do its job; `location` points at the op to blame."""
@@ -96,6 +98,10 @@ def pass_manager_callable(p: ForgePass):
                 p.run(ModuleView(op))
         except PassFailure as failure:
             (failure.location or op.location).emit_error(f"{p.name}: {failure}")
+            pass_.signal_pass_failure()
+        except Exception as exc:  # a bug in the pass: still a diagnostic, not a traceback
+            log.debug("pass %s crashed", p.name, exc_info=True)
+            op.location.emit_error(f"{p.name}: internal error: {type(exc).__name__}: {exc}")
             pass_.signal_pass_failure()
 
     run.__name__ = p.name.replace("-", "_")
