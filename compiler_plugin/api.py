@@ -170,6 +170,7 @@ def optimize_model(
     source: str | None = None,
     progress=None,
     time_it: bool = True,
+    proposer=None,
 ) -> OptimizeSummary:
     """Search verified rewrites for `model(*inputs)` and write the optimised artifact.
 
@@ -185,7 +186,7 @@ def optimize_model(
     low = exported.lowered
     settings = config.eval_settings()
     result = optimize_lowered(
-        low.mlir, exported.parameters, list(inputs), get_proposer(config.proposer), config.search_settings(),
+        low.mlir, exported.parameters, list(inputs), proposer or get_proposer(config.proposer), config.search_settings(),
         settings, use_rewrite_cache=config.use_rewrite_cache, use_module_cache=opts.use_cache,
         progress=progress or (lambda e, i: None),
     )
@@ -218,7 +219,9 @@ def optimize_model(
         "dropped": [{"kernel": w[0].hash, "candidate": w[1].describe(), "why": why} for w, why in comp.dropped],
     }
     report = _report(result, comp)
-    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, manifest,
+    from mlirforge.llm_rewrite.types import json_safe
+
+    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, json_safe(manifest),
                          {"module.mlir": comp.mlir, "report.md": report, **kernel_files})
     summary = OptimizeSummary(
         artifact=out,

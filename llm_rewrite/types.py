@@ -10,6 +10,17 @@ from typing import Any
 CANDIDATE_KINDS = ("flags", "pipeline", "tiling", "kernel")
 
 
+def json_safe(value: Any) -> Any:
+    """NaN and infinities as strings, so manifests and --json output stay strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     shape: tuple[int, ...]
@@ -118,7 +129,7 @@ class Verdict:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["speedup"] = self.speedup
-        return d
+        return json_safe(d)
 
     def feedback(self) -> str:
         """A one-line summary for the next proposal round (never the check's inputs)."""

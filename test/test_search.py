@@ -1,0 +1,143 @@
+"""The verified search: the evaluation cascade, the search loop, the manifest, the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import mlirforge
+from mlirforge.config import CompileConfig
+from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, new_workdir
+from mlirforge.llm_rewrite.kernels import kernel_from_function_text
+from mlirforge.llm_rewrite.proposers import Proposer
+from mlirforge.llm_rewrite.types import Candidate
+from mlirforge.numerics import compare_outputs
+
+DATA = Path(__file__).parent / "data"
+
+
+def evaluate_cli(kernel: str, candidate: str, *extra):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlirforge.cli", "evaluate", str(DATA / kernel), str(DATA / candidate), "--json", *extra],
+        capture_output=True, text=True,
+    )
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None), proc.stderr
+
+
+def test_correct_faster_candidate_is_accepted():
+    rc, verdict, err = evaluate_cli("kernel_slow_matmul.mlir", "candidate_fast_matmul.mlir")
+    assert rc == 0, err
+    assert verdict["built"] and verdict["equivalent"] and verdict["accepted"]
+    assert verdict["timing"]["ci_low"] >= 1.03
+    assert set(verdict["equivalence"]["distributions"]) >= {"normal", "edge", "wide", "tiny", "large", "all_negative"}
+
+
+def test_correct_slower_candidate_is_rejected_for_speed():
+    rc, verdict, _ = evaluate_cli("candidate_fast_matmul.mlir", "kernel_slow_matmul.mlir")
+    assert rc == 1
+    assert verdict["equivalent"] is True and verdict["accepted"] is False
+    assert verdict["speedup"] < 1.0 and "not significantly faster" in verdict["reason"]
+
+
+def test_candidate_wrong_only_on_edge_values_is_rejected():
+    rc, verdict, _ = evaluate_cli("kernel_relu_max.mlir", "candidate_maxnum_wrong_on_nan.mlir")
+    assert rc == 1
+    assert verdict["equivalent"] is False
+    assert verdict["equivalence"]["distribution"] == "edge"
+    assert "NaN positions differ" in verdict["reason"]
+    # It passed every ordinary distribution before the edge values caught it.
+    assert verdict["equivalence"]["distributions"][:5] == ["normal", "wide", "tiny", "large", "all_negative"]
+
+
+def test_candidate_with_another_signature_is_rejected_before_building():
+    rc, verdict, _ = evaluate_cli("kernel_slow_matmul.mlir", "candidate_wrong_signature.mlir")
+    assert rc == 1
+    assert verdict["stage"] == "signature" and not verdict["built"]
+
+
+def test_evaluate_usage_errors_exit_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlirforge.cli", "evaluate", str(tmp_path / "nope.mlir"), str(DATA / "candidate_fast_matmul.mlir")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_malformed_candidate_and_hang_become_verdicts():
+    kernel = kernel_from_function_text((DATA / "kernel_slow_matmul.mlir").read_text())
+    evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+    bad = evaluator.evaluate(Candidate("kernel", {"mlir": "func.func @f( {"}, kernel.hash))
+    assert bad.stage == "parse" and "does not parse" in bad.reason
+    prose = evaluator.evaluate(Candidate("pipeline", {"pipeline": "no-such-pass"}, kernel.hash))
+    assert "unknown pass 'no-such-pass'" in prose.reason
+    flag = evaluator.evaluate(Candidate("flags", {"iree_flags": ["--iree-opt-numeric-precision-reduction"]}))
+    assert "not in the whitelist" in flag.reason
+    # A worker that cannot finish in time is a verdict, not a hang of ours.
+    slow = KernelEvaluator(kernel, EvalSettings(timeout_s=0.05), new_workdir())
+    hung = slow.evaluate(Candidate("kernel", {"mlir": (DATA / "candidate_fast_matmul.mlir").read_text()}, kernel.hash))
+    assert not hung.accepted and "timed out" in hung.reason
+
+
+class _IdentityChain(torch.nn.Module):
+    """A matmul followed by steps that are exactly the identity: room for a verified rewrite."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(64, 512))
+
+    def forward(self, x):
+        h = x @ self.w
+        for _ in range(40):
+            h = (h + h) * 0.5
+        return h
+
+
+class _DropIdentitySteps(Proposer):
+    """Scripted proposer: returns the kernel with everything after its matmul dropped."""
+
+    name = "scripted"
+
+    def propose(self, kernel, history, n):
+        if history or "linalg.matmul" not in kernel.module:
+            return []
+        mm = re.search(r"(%\w+) = linalg\.matmul", kernel.module).group(1)
+        text = re.sub(r"return %\w+ :", f"return {mm} :", kernel.module)
+        return [Candidate("kernel", {"mlir": text}, kernel.hash, proposer=self.name)]
+
+
+def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    config = CompileConfig(budget_s=60)
+    events = []
+    from mlirforge.api import optimize_model
+
+    first = optimize_model(model, [x], tmp_path / "a", config, proposer=_DropIdentitySteps(),
+                           progress=lambda e, i: events.append(e), time_it=False)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    (rewrite,) = manifest["rewrites"]
+    assert rewrite["candidate"]["kind"] == "kernel" and rewrite["candidate"]["proposer"] == "scripted"
+    assert rewrite["equivalence"]["seeds"] >= 6 and rewrite["equivalence"]["max_error"] <= rewrite["equivalence"]["tolerance"]
+    assert rewrite["timing"]["ci_low"] >= 1.03
+    assert manifest["optimization"]["end_to_end"]["accepted"] is True
+    assert (tmp_path / "a" / f"kernels/{rewrite['kernel']}.mlir").exists()
+    assert "kernel-candidate" in events
+    with torch.no_grad():
+        ok, _, msg = compare_outputs(mlirforge.load(tmp_path / "a")(x), model(x))
+    assert ok, msg
+
+    events.clear()
+    optimize_model(model, [x], tmp_path / "b", config, proposer=_DropIdentitySteps(),
+                   progress=lambda e, i: events.append(e), time_it=False)
+    assert "kernel-cached" in events and "kernel-candidate" not in events
+    again = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [r["kernel"] for r in again["rewrites"]] == [rewrite["kernel"]]
+    assert first.evaluations >= 1
