@@ -118,10 +118,58 @@ class ShapeSpecialized:
         return fn(*args)
 
 
+class OptimizeOnFirstCall:
+    """`options={"optimize": True}`: search verified rewrites once real tensors arrive.
+
+    aot_autograd hands the compiler fake tensors; the search needs the real
+    weights and inputs, so it runs on the first call. If the graph cannot be
+    compiled whole (unsupported ops), it is compiled without a search.
+    """
+
+    def __init__(self, gm: torch.fx.GraphModule, static: list[int], config: CompileConfig):
+        self.gm, self.static, self.config = gm, static, config
+        self.fn: Callable | None = None
+
+    def __call__(self, *args):
+        if self.fn is None:
+            self.fn = self._build(args)
+        return self.fn(*args)
+
+    def _build(self, args) -> Callable:
+        from mlirforge.llm_rewrite.optimize import optimize_lowered
+        from mlirforge.llm_rewrite.proposers import get_proposer
+        from mlirforge.lowering.errors import LoweringError, UnsupportedOpError
+        from mlirforge.lowering.graph_compiler import CompiledGraph, lower_graph
+        from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
+        from mlirforge.lowering.runtime import IreeModule
+
+        opts = self.config.lowering
+        try:
+            lowered = lower_graph(self.gm, self.static, opts)
+        except (LoweringError, UnsupportedOpError):
+            fn, report = compile_with_fallback(self.gm, self.static, opts)
+            _report_fallback(report)
+            return fn
+        params = [args[i] for i in lowered.param_positions]
+        inputs = [args[i] for i in lowered.input_positions]
+        result = optimize_lowered(
+            lowered.mlir, params, inputs, get_proposer(self.config.proposer), self.config.search_settings(),
+            self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
+        )
+        comp = result.composition
+        log.info("mlirforge: search kept %d rewrites (%s)", len(comp.kept), comp.verdict.reason if comp.verdict else "-")
+        compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
+        lowered.mlir = comp.mlir
+        STATS.graphs_compiled += 1
+        return CompiledGraph(lowered, IreeModule(compiled.vmfb, driver=comp.driver, parameters=None), compiled.key)
+
+
 def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_inputs):
     static = _static_positions(example_inputs)
     if any(_is_symbolic(x) for x in example_inputs):
         fn: Callable = ShapeSpecialized(gm, static, config)
+    elif config.optimize:
+        fn = OptimizeOnFirstCall(gm, static, config)
     else:
         fn, report = compile_with_fallback(gm, static, config.lowering)
         _report_fallback(report)
@@ -140,7 +188,7 @@ def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **
     """
     if kwargs:
         options = {**(options or {}), **kwargs}
-    config = CompileConfig.from_options(options)
+    config = CompileConfig.load(options)
     compiler = aot_autograd(
         fw_compiler=lambda g, ex: _compile_forward(config, g, ex),
         bw_compiler=_eager_backward,

@@ -141,3 +141,18 @@ def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(
     again = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert [r["kernel"] for r in again["rewrites"]] == [rewrite["kernel"]]
     assert first.evaluations >= 1
+
+
+def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 20})
+    calls = mlirforge.stats().iree_calls
+    with torch.no_grad():
+        ok, _, msg = compare_outputs(compiled(x), model(x))
+    assert ok, msg
+    assert mlirforge.stats().iree_calls == calls + 1
+    from mlirforge.llm_rewrite.cache import RewriteCache
+
+    assert RewriteCache(tmp_path / "rewrites.sqlite").searched_count() >= 1
