@@ -179,7 +179,6 @@ def optimize_model(
     """
     from mlirforge.llm_rewrite.optimize import optimize_lowered
     from mlirforge.llm_rewrite.proposers import get_proposer
-    from mlirforge.lowering.runtime import IreeModule
 
     opts = config.lowering
     exported = export_model(model, inputs, opts)
@@ -217,12 +216,13 @@ def optimize_model(
         "module_candidate": module_winner[0].to_json() if (module_winner and kept_module) else None,
         "end_to_end": comp.verdict.to_json() if comp.verdict else None,
         "dropped": [{"kernel": w[0].hash, "candidate": w[1].describe(), "why": why} for w, why in comp.dropped],
+        "baseline": {"mlir": "baseline.mlir", "iree_flags": list(opts.iree_flags), "driver": opts.driver},
     }
     report = _report(result, comp)
     from mlirforge.llm_rewrite.types import json_safe
 
     out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, json_safe(manifest),
-                         {"module.mlir": comp.mlir, "report.md": report, **kernel_files})
+                         {"module.mlir": comp.mlir, "baseline.mlir": low.mlir, "report.md": report, **kernel_files})
     summary = OptimizeSummary(
         artifact=out,
         kernels=[_kernel_row(kr) for kr in result.search.kernels],
@@ -233,18 +233,15 @@ def optimize_model(
                     **(comp.verdict.timing if comp.verdict else {})},
         interrupted=result.search.interrupted,
     )
-    if time_it:
-        artifact = load(out)
-        unopt = IreeModule(compile_mlir(low.mlir, opts.form, opts.iree_flags, cache).vmfb, driver=opts.driver,
-                           parameters=exported.parameters)
-        with torch.no_grad():
-            ok, _, msg = compare_outputs(artifact(*inputs), model(*inputs))
-            if not ok:
-                raise UserError(f"the optimised artifact does not match eager PyTorch: {msg}")
-            samples = interleaved_times(
-                [lambda: model(*inputs), lambda: unopt(*inputs), lambda: artifact(*inputs)], rounds=20
-            )
-        summary.eager_us, summary.unoptimized_us, summary.optimized_us = (median_us(s) for s in samples)
+    if time_it and source:
+        from mlirforge.measure import measure_in_subprocess
+
+        figures = measure_in_subprocess(source, out)
+        if not figures["matches_eager"]:
+            raise UserError(f"the optimised artifact does not match eager PyTorch: {figures['message']}")
+        summary.eager_us = figures["eager_us"]
+        summary.unoptimized_us = figures["unoptimized_us"]
+        summary.optimized_us = figures["optimized_us"]
     return summary
 
 

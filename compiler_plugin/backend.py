@@ -14,6 +14,7 @@ process come from the on-disk module cache.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import warnings
@@ -153,7 +154,8 @@ class OptimizeOnFirstCall:
         params = [args[i] for i in lowered.param_positions]
         inputs = [args[i] for i in lowered.input_positions]
         result = optimize_lowered(
-            lowered.mlir, params, inputs, get_proposer(self.config.proposer), self.config.search_settings(),
+            lowered.mlir, params, inputs, get_proposer(self.config.proposer),
+            dataclasses.replace(self.config.search_settings(), allow_driver=False),
             self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
         )
         comp = result.composition

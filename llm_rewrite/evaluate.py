@@ -219,6 +219,22 @@ def run_worker(
     return reply
 
 
+def near_miss(verdict: Verdict, settings: EvalSettings) -> bool:
+    """Clearly faster on the medians but the CI missed: a noisy round or two, worth one re-time."""
+    return (not verdict.accepted and verdict.equivalent is not False and verdict.speedup is not None
+            and verdict.speedup >= 1 + 2 * settings.min_gain)
+
+
+def retime(first: Verdict, rerun, settings: EvalSettings) -> Verdict:
+    """Re-time a near miss once with twice the rounds; the second measurement alone decides."""
+    if not near_miss(first, settings):
+        return first
+    second = rerun(dataclasses.replace(settings, rounds=settings.rounds * 2))
+    second.equivalence = first.equivalence or second.equivalence
+    second.timing["retimed_after"] = {k: first.timing.get(k) for k in ("speedup", "ci_low", "ci_high")}
+    return second
+
+
 def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Verdict:
     v = Verdict(cand_id, stage="numerics", built=True)
     if "error" in reply:
@@ -271,11 +287,15 @@ class KernelEvaluator:
                            reason=f"{exc.stage}: {exc.reason}")
         path = self.workdir / f"cand-{cand.id}.vmfb"
         path.write_bytes(vmfb)
-        reply = run_worker(
-            {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.inputs,
-            self.kernel.reduction_depth, self.settings, self.workdir,
-        )
-        verdict = verdict_from_reply(cand.id, reply, self.settings)
+
+        def measure(settings: EvalSettings, check: bool = True) -> Verdict:
+            reply = run_worker(
+                {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.inputs,
+                self.kernel.reduction_depth, settings, self.workdir, check=check,
+            )
+            return verdict_from_reply(cand.id, reply, settings)
+
+        verdict = retime(measure(self.settings), lambda s: measure(s, check=False), self.settings)
         verdict.equivalence.setdefault("flags", flags)
         return verdict
 
@@ -318,12 +338,18 @@ class ModelEvaluator:
         candidate = {"vmfb": str(path), "parameters": self.parameters}
         if driver:
             candidate["driver"] = driver
-        reply = run_worker(
-            {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
-            self.inputs, self.depth, self.settings, self.workdir,
-        )
-        verdict = verdict_from_reply(cand_id, reply, self.settings)
+
+        def measure(settings: EvalSettings, check: bool = True) -> Verdict:
+            reply = run_worker(
+                {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
+                self.inputs, self.depth, settings, self.workdir, check=check,
+            )
+            return verdict_from_reply(cand_id, reply, settings)
+
+        verdict = retime(measure(self.settings), lambda s: measure(s, check=False), self.settings)
         verdict.equivalence.setdefault("flags", flags)
+        if driver:
+            verdict.equivalence.setdefault("driver", driver)
         return verdict
 
 

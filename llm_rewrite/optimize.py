@@ -90,7 +90,9 @@ def optimize_lowered(
                 for (kernel, _, _), _ in composition.dropped:
                     from mlirforge.llm_rewrite.cache import context_key
 
-                    context = context or context_key(search.eval_settings.base_flags)
+                    context = context or context_key(
+                        [*search.eval_settings.base_flags, f"driver={search.eval_settings.driver}"]
+                    )
                     rewrite_cache.forget(kernel.hash, context)
         finally:
             if rewrite_cache is not None:

@@ -39,6 +39,10 @@ class SearchSettings:
     min_kernel_share: float = 0.03
     module_share: float = 0.3
     """Fraction of the budget for module-wide candidates (flags, driver)."""
+    allow_driver: bool = True
+    """Let module-wide candidates switch the IREE driver. The torch.compile backend
+    turns this off: IREE's thread pool and PyTorch's OpenMP threads slow each other
+    down when eager and compiled code interleave in one process."""
 
 
 @dataclasses.dataclass
@@ -134,6 +138,8 @@ class Search:
         for cand in self.proposer.propose_module(self.kernels, history, n=8):
             if time.monotonic() >= deadline:
                 break
+            if "driver" in cand.payload and not self.settings.allow_driver:
+                continue
             try:
                 flags = flags_of(cand, self.eval_settings)
             except CandidateRejected as exc:
@@ -151,7 +157,7 @@ class Search:
 
     def _search_kernel(self, kr: KernelResult, deadline: float, index: int, total: int) -> None:
         kernel = kr.kernel
-        context = context_key(self.eval_settings.base_flags)
+        context = context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}"])
         if self.rewrite_cache is not None:
             hit = self.rewrite_cache.lookup(kernel.hash, context)
             if hit is not None:

@@ -93,7 +93,10 @@ class Candidate:
             p = self.payload
             return f"tiling dist={p.get('distribution')} vec={p.get('vector_common_parallel')} red={p.get('vector_reduction')}"
         if self.kind == "flags":
-            return "flags " + " ".join(self.payload.get("iree_flags", [])) or "flags (none)"
+            parts = list(self.payload.get("iree_flags", []))
+            if "driver" in self.payload:
+                parts.append(f"driver={self.payload['driver']}")
+            return "flags " + (" ".join(parts) or "(none)")
         if self.kind == "pipeline":
             return "pipeline " + self.payload.get("pipeline", "")
         return "kernel (replacement body)"

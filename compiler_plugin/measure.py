@@ -1,0 +1,60 @@
+"""Time an optimised artifact against eager PyTorch and its unoptimised build.
+
+Run in a fresh process (`python -m mlirforge.measure MODEL.py ARTIFACT/`) by
+`mlirforge optimize`: the process that exported and searched has torch-mlir's
+and MLIR's worker threads and PyTorch's OpenMP state around, which slowed
+IREE's thread-pool driver by up to 2x in measurements and would misstate
+what the artifact does in a user's process. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 20) -> dict:
+    import torch
+
+    from mlirforge.artifact import load
+    from mlirforge.kernelbench import load_model_file
+    from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
+    from mlirforge.lowering.runtime import IreeModule
+    from mlirforge.numerics import compare_outputs
+    from mlirforge.timing import interleaved_times, median_us
+
+    problem = load_model_file(model_file)
+    artifact = load(artifact_dir)
+    base = artifact.manifest["optimization"]["baseline"]
+    vmfb = compile_mlir((Path(artifact_dir) / base["mlir"]).read_text(), "auto", base["iree_flags"], ModuleCache()).vmfb
+    params = artifact.manifest.get("parameters")
+    unopt = IreeModule(vmfb, driver=base["driver"], parameters=None if params else (),
+                       archive=Path(artifact_dir) / params if params else None)
+    model, inputs = problem.model, problem.inputs
+    order = artifact.manifest["module_inputs"]
+    with torch.no_grad():
+        ok, err, msg = compare_outputs(artifact(*inputs), model(*inputs))
+        samples = interleaved_times(
+            [lambda: model(*inputs), lambda: unopt(*[inputs[i] for i in order]), lambda: artifact(*inputs)],
+            rounds=rounds, inner=inner,
+        )
+    eager, unoptimized, optimized = (median_us(s) for s in samples)
+    return {"matches_eager": ok, "max_abs_error": err, "message": msg, "eager_us": eager,
+            "unoptimized_us": unoptimized, "optimized_us": optimized}
+
+
+def measure_in_subprocess(model_file: str | Path, artifact_dir: str | Path, timeout_s: float = 300) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "mlirforge.measure", str(model_file), str(artifact_dir)],
+                          capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"timing the artifact failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    print(json.dumps(measure(sys.argv[1], sys.argv[2])))
