@@ -147,12 +147,13 @@ def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path))
     torch.manual_seed(0)
     model, x = _IdentityChain().eval(), torch.randn(128, 64)
-    compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 20})
+    compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 10})
     calls = mlirforge.stats().iree_calls
     with torch.no_grad():
         ok, _, msg = compare_outputs(compiled(x), model(x))
     assert ok, msg
     assert mlirforge.stats().iree_calls == calls + 1
-    from mlirforge.llm_rewrite.cache import RewriteCache
-
-    assert RewriteCache(tmp_path / "rewrites.sqlite").searched_count() >= 1
+    # The search ran: the rewrite cache exists and, besides the model, kernels
+    # and candidates were compiled (a plain compile builds exactly one module).
+    assert (tmp_path / "rewrites.sqlite").exists()
+    assert len(list((tmp_path / "modules").glob("*.vmfb"))) >= 3
