@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from mlirforge.llm_rewrite.flags import FlagError, validate_flags
+from mlirforge.llm_rewrite.kernels import runnable_module
 from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
 from mlirforge.llm_rewrite.worker import DISTRIBUTIONS
 from mlirforge.lowering.errors import LoweringError
@@ -179,13 +180,14 @@ def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None) ->
 
 def run_worker(
     reference: dict, candidate: dict, inputs: list[TensorSpec], depth: int, settings: EvalSettings,
-    workdir: Path, check: bool = True, timing: bool = True,
+    workdir: Path, check: bool = True, timing: bool = True, weights: list[TensorSpec] = (),
 ) -> dict:
     """Run the worker subprocess; returns its reply, or {"error": ...} on crash/timeout."""
     request = {
         "reference": reference,
         "candidate": candidate,
         "inputs": [s.to_json() for s in inputs],
+        "weights": [s.to_json() for s in weights],
         "seed": secrets.randbits(31),
         "distributions": list(settings.distributions),
         "samples": settings.samples,
@@ -273,7 +275,8 @@ class KernelEvaluator:
 
     def reference(self) -> Path:
         if self._reference is None:
-            vmfb = compile_mlir(self.kernel.module, "auto", list(self.settings.base_flags), self.cache).vmfb
+            text = runnable_module(self.kernel, self.kernel.module)
+            vmfb = compile_mlir(text, "auto", list(self.settings.base_flags), self.cache).vmfb
             self._reference = self.workdir / f"ref-{self.kernel.hash}.vmfb"
             self._reference.write_bytes(vmfb)
         return self._reference
@@ -281,7 +284,7 @@ class KernelEvaluator:
     def evaluate(self, cand: Candidate) -> Verdict:
         try:
             text, flags = build_candidate_source(self.kernel, cand, self.settings)
-            vmfb = compile_or_reject(text, flags, self.cache)
+            vmfb = compile_or_reject(runnable_module(self.kernel, text), flags, self.cache)
         except CandidateRejected as exc:
             return Verdict(cand.id, stage=exc.stage, built=exc.stage not in ("parse", "signature", "build"),
                            reason=f"{exc.stage}: {exc.reason}")
@@ -290,8 +293,8 @@ class KernelEvaluator:
 
         def measure(settings: EvalSettings, check: bool = True) -> Verdict:
             reply = run_worker(
-                {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.inputs,
-                self.kernel.reduction_depth, settings, self.workdir, check=check,
+                {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.call_inputs,
+                self.kernel.reduction_depth, settings, self.workdir, check=check, weights=self.kernel.weights,
             )
             return verdict_from_reply(cand.id, reply, settings)
 

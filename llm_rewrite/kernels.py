@@ -96,9 +96,58 @@ def _calls(module) -> dict[str, int]:
     return counts
 
 
+def _weight_args(module) -> dict[str, list[int]]:
+    """Per kernel: argument positions fed by IREE parameter globals at every call site.
+
+    @main loads the weights (`util.global.load`) and passes them to the graph
+    function; the graph function passes its arguments on to the kernels.
+    """
+    weight_args_of: dict[str, set[int]] = {}
+    for f in func_ops(module):
+        if is_kernel(f):
+            continue
+
+        def from_globals(o):
+            if op_name(o) != "func.call":
+                return
+            callee = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
+            loaded = {i for i, v in enumerate(o.operands) if (d := _owner(v)) is not None and op_name(d) == "util.global.load"}
+            weight_args_of.setdefault(callee, set()).update(loaded)
+
+        walk_nested(f, from_globals)
+    result: dict[str, set[int]] = {}
+    for f in func_ops(module):
+        if is_kernel(f) or not f.operation.regions[0].blocks:
+            continue
+        weight_block_args = weight_args_of.get(sym_name(f), set())
+        entry = f.operation.regions[0].blocks[0]
+
+        def from_args(o):
+            if op_name(o) != "func.call":
+                return
+            callee = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
+            fed = set()
+            for i, v in enumerate(o.operands):
+                if isinstance(v.owner, ir.Block) and v.owner == entry:
+                    if ir.BlockArgument(v).arg_number in weight_block_args:
+                        fed.add(i)
+                elif (d := _owner(v)) is not None and op_name(d) == "util.global.load":
+                    fed.add(i)
+            result[callee] = fed if callee not in result else result[callee] & fed
+
+        walk_nested(f, from_args)
+    return {name: sorted(v) for name, v in result.items()}
+
+
+def _owner(value):
+    owner = value.owner
+    return owner if isinstance(owner, ir.Operation | ir.OpView) else None
+
+
 def kernels_of(module) -> list[Kernel]:
     """Kernel objects for every kernel function of an outlined module."""
     calls = _calls(module)
+    weight_args = _weight_args(module)
     out = []
     for k in kernels(module):
         ftype = function_type(k)
@@ -118,9 +167,17 @@ def kernels_of(module) -> list[Kernel]:
                 outputs=[tensor_spec(t) for t in ftype.results],
                 reduction_depth=depth,
                 calls=calls.get(sym_name(k), 0),
+                weight_inputs=weight_args.get(sym_name(k), []),
             )
         )
     return out
+
+
+def runnable_module(kernel: Kernel, text: str) -> str:
+    """A kernel (or candidate) module with its weight arguments bound as parameters."""
+    from mlirforge.lowering.params import bind_parameters
+
+    return bind_parameters(text, kernel.weight_inputs)
 
 
 def extract_kernels(mlir: str) -> tuple[str, list[Kernel]]:

@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from mlirforge.llm_rewrite.kernels import runnable_module
 from mlirforge.llm_rewrite.types import Kernel
 from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
 from mlirforge.lowering.runtime import IreeModule
@@ -21,9 +22,9 @@ _TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloa
                  "i64": torch.int64, "i32": torch.int32, "i8": torch.int8, "i1": torch.bool}
 
 
-def random_inputs(kernel: Kernel) -> list[torch.Tensor]:
+def random_tensors(specs) -> list[torch.Tensor]:
     out = []
-    for spec in kernel.inputs:
+    for spec in specs:
         dtype = _TORCH_DTYPES.get(spec.dtype, torch.float32)
         if dtype.is_floating_point:
             out.append(torch.randn(spec.shape, dtype=dtype))
@@ -34,11 +35,11 @@ def random_inputs(kernel: Kernel) -> list[torch.Tensor]:
 
 def profile_kernels(kernels: list[Kernel], flags: list[str], driver: str = "local-sync",
                     cache: ModuleCache | None = None, calls: int = 20) -> list[Kernel]:
-    """Set each kernel's `baseline_us`; returns them hottest first."""
+    """Set each kernel's `baseline_us` (weights bound as parameters); returns them hottest first."""
     for kernel in kernels:
-        vmfb = compile_mlir(kernel.module, "auto", flags, cache).vmfb
-        module = IreeModule(vmfb, driver=driver)
-        inputs = random_inputs(kernel)
+        vmfb = compile_mlir(runnable_module(kernel, kernel.module), "auto", flags, cache).vmfb
+        module = IreeModule(vmfb, driver=driver, parameters=random_tensors(kernel.weights))
+        inputs = random_tensors(kernel.call_inputs)
         for _ in range(3):
             module(*inputs)
         samples = []

@@ -52,6 +52,20 @@ class Kernel:
     calls: int = 1  # call sites in the model
     sources: list[str] = dataclasses.field(default_factory=list)
     baseline_us: float | None = None
+    weight_inputs: list[int] = dataclasses.field(default_factory=list)
+    """Argument positions fed by model weights at every call site. They are bound
+    as IREE parameters when the kernel runs alone, as in the model, so that
+    weight-only work (transposes, data-tiling packs) is hoisted there too and a
+    kernel's timing means what it means inside the model."""
+
+    @property
+    def call_inputs(self) -> list[TensorSpec]:
+        """The inputs passed at each call when the weights are parameters."""
+        return [s for i, s in enumerate(self.inputs) if i not in self.weight_inputs]
+
+    @property
+    def weights(self) -> list[TensorSpec]:
+        return [self.inputs[i] for i in self.weight_inputs]
 
     @property
     def weight(self) -> float:

@@ -7,7 +7,8 @@ It imports only numpy and the IREE runtime (no torch, no compiler), which keeps
 its start-up short.
 
 Request: {"reference": {"vmfb", "parameters"?}, "candidate": {...},
-          "inputs": [{"shape", "dtype"}], "seed", "distributions",
+          "inputs": [{"shape", "dtype"}], "weights": [{"shape", "dtype"}] (bound
+          as parameters p0.. of both modules), "seed", "distributions",
           "reduction_depth", "timing": {"rounds", "inner", "warmup", "min_gain",
           "confidence", "bootstrap"} | null, "memory_mb", "driver"}
 Reply (stdout, JSON): {"equivalent", "equivalence": {...}, "timing": {...}} or
@@ -103,7 +104,7 @@ def compare(ref: np.ndarray, got: np.ndarray, depth: int) -> dict:
 class Runner:
     """A vmfb loaded with the IREE runtime; call with numpy arrays."""
 
-    def __init__(self, spec: dict, driver: str):
+    def __init__(self, spec: dict, driver: str, weights: list[np.ndarray] | None = None):
         import iree.runtime as rt
 
         self.rt = rt
@@ -111,9 +112,12 @@ class Runner:
         self.device = config.device
         instance = config.vm_instance
         modules = []
-        if spec.get("parameters"):
+        if spec.get("parameters") or weights:
             index = rt.ParameterIndex()
-            index.load(spec["parameters"])
+            if spec.get("parameters"):
+                index.load(spec["parameters"])
+            for k, w in enumerate(weights or []):
+                index.add_buffer(f"p{k}", w)
             modules.append(rt.create_io_parameters_module(instance, index.create_provider(scope="mlirforge")))
         modules.append(rt.create_hal_module(instance, self.device))
         main = rt.VmModule.mmap(instance, spec["vmfb"])
@@ -215,8 +219,12 @@ def time_ab(ref: Runner, cand: Runner, request: dict) -> dict:
 
 def run(request: dict) -> dict:
     driver = request.get("driver", "local-sync")
-    ref = Runner(request["reference"], driver)
-    cand = Runner(request["candidate"], request["candidate"].get("driver", driver))
+    # A kernel's weight arguments are parameters (as in the model): one draw,
+    # shared by both modules, from the request's seed.
+    rng = np.random.default_rng(request["seed"] + 2)
+    weights = [np.ascontiguousarray(make_input(rng, w["shape"], w["dtype"], "normal")) for w in request.get("weights", [])]
+    ref = Runner(request["reference"], driver, weights)
+    cand = Runner(request["candidate"], request["candidate"].get("driver", driver), weights)
     out: dict = {}
     if request.get("check", True):
         out.update(check(ref, cand, request))
