@@ -177,18 +177,27 @@ def optimize_model(
     The artifact's manifest lists every kept rewrite with its equivalence and
     timing evidence. Raises UserError/LoweringError like `compile_model`.
     """
-    from mlirforge.llm_rewrite.optimize import optimize_lowered
+    from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
     from mlirforge.llm_rewrite.proposers import get_proposer
 
     opts = config.lowering
     exported = export_model(model, inputs, opts)
     low = exported.lowered
     settings = config.eval_settings()
-    result = optimize_lowered(
-        low.mlir, exported.parameters, list(inputs), proposer or get_proposer(config.proposer), config.search_settings(),
-        settings, use_rewrite_cache=config.use_rewrite_cache, use_module_cache=opts.use_cache,
-        progress=progress or (lambda e, i: None),
-    )
+    try:
+        result = optimize_lowered(
+            low.mlir, exported.parameters, list(inputs), proposer or get_proposer(config.proposer),
+            config.search_settings(), settings, use_rewrite_cache=config.use_rewrite_cache,
+            use_module_cache=opts.use_cache, progress=progress or (lambda e, i: None),
+        )
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:
+        # Invariant: a failure in the optimisation path degrades to the
+        # unoptimised (still correct) program, with a clear message.
+        log.warning("mlirforge: the search failed (%s: %s); writing the unoptimised artifact",
+                    type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        result = unoptimized_result(low.mlir, settings)
     comp = result.composition
     cache = ModuleCache() if opts.use_cache else None
     compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)

@@ -93,6 +93,10 @@ class _Progress:
             k, c = info["kernel"], info["candidate"]
             what = f"cached rewrite: {c.describe()}" if c else "searched before, nothing to reuse"
             print(f"{bar} kernel {k.hash[:8]} {what}", file=sys.stderr)
+        elif event == "module-cached":
+            c = info["candidate"]
+            what = f"cached module-wide choice: {c.describe()}" if c else "module-wide flags searched before, none kept"
+            print(f"{bar} {what}", file=sys.stderr)
         elif event == "compose-final":
             print(f"{bar} end to end: {info['verdict'].reason}", file=sys.stderr)
         elif event == "interrupted":

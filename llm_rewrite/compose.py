@@ -73,7 +73,15 @@ def compose(
 ) -> Composition:
     """Build the optimised model from winners and verify it pays off end to end."""
     baseline_inlined = apply_winners(outlined, [], settings)
-    kept, dropped = list(winners), []
+    kept, dropped = [], []
+    # A kernel that built alone may not build inside the model, where IREE
+    # forms its dispatches differently: each winner must build in place.
+    for w in winners:
+        try:
+            compile_or_reject(apply_winners(outlined, [w], settings), flags, model.cache)
+            kept.append(w)
+        except CandidateRejected as exc:
+            dropped.append((w, f"does not build in the model: {exc.reason}"))
     if len(kept) > 1:
         full = apply_winners(outlined, kept, settings)
         for w in list(kept):
@@ -87,9 +95,14 @@ def compose(
                 full = without
     final = apply_winners(outlined, kept, settings) if kept else baseline_inlined
     verdict = model.evaluate("model", final, flags, driver)
+    module_choice = flags != list(model.settings.base_flags) or driver != model.settings.driver
+    if not verdict.accepted and kept:
+        for w in kept:
+            dropped.append((w, f"the model with it is not faster: {verdict.reason}"))
+        kept, final = [], baseline_inlined
+        if module_choice:  # the kernels did not pay together; the module-wide choice may still
+            verdict = model.evaluate("model-flags", final, flags, driver)
     progress("compose-final", {"verdict": verdict})
     if not verdict.accepted:
-        for w in kept:
-            dropped.append((w, f"the optimised model is not faster: {verdict.reason}"))
         return Composition(baseline_inlined, list(model.settings.base_flags), model.settings.driver, [], dropped, verdict)
     return Composition(final, flags, driver, kept, dropped, verdict)

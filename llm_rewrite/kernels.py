@@ -28,8 +28,11 @@ from mlirforge.passes.pipeline import parse_pipeline, run_pipeline
 
 
 def tensor_spec(t) -> TensorSpec:
+    """A kernel argument as IREE's ABI sees it: f64 is demoted to f32 at the
+    module boundary (`--iree-input-demote-f64-to-f32`, on by default)."""
     rt = ir.RankedTensorType(t)
-    return TensorSpec(tuple(rt.shape), str(rt.element_type))
+    dtype = str(rt.element_type)
+    return TensorSpec(tuple(rt.shape), "f32" if dtype == "f64" else dtype)
 
 
 def standalone_module(func_op) -> str:

@@ -85,6 +85,10 @@ def optimize_lowered(
             driver = search.eval_settings.driver
             winners = [(kr.kernel, *kr.winner) for kr in result.kernels if kr.winner is not None]
             composition = compose(model, outlined, winners, flags, driver, search.eval_settings, progress)
+            if rewrite_cache is not None and search.module_cache_entry and not (
+                composition.verdict and composition.verdict.accepted
+            ):
+                rewrite_cache.forget(*search.module_cache_entry)  # did not hold up end to end
             if rewrite_cache is not None:
                 context = None
                 for (kernel, _, _), _ in composition.dropped:
@@ -100,3 +104,11 @@ def optimize_lowered(
         return Optimization(composition, result, outlined, search.eval_settings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def unoptimized_result(mlir: str, settings: EvalSettings) -> Optimization:
+    """What an optimisation that kept nothing looks like (used when the search fails)."""
+    from mlirforge.llm_rewrite.compose import Composition
+
+    composition = Composition(mlir, list(settings.base_flags), settings.driver, [], [], None)
+    return Optimization(composition, SearchResult(None, [], [], 0, 0.0), mlir, settings)

@@ -13,6 +13,7 @@ so an interrupted search keeps what it found.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Search:
         self.progress = progress or (lambda event, info: None)
         self.search_module = search_module
         self.evaluations = 0
+        self.module_cache_entry: tuple[str, str] | None = None
 
     def run(self) -> SearchResult:
         start = time.monotonic()
@@ -134,9 +136,20 @@ class Search:
     # -- module-wide ----------------------------------------------------------
 
     def _search_module(self, history: History, deadline: float) -> tuple[Candidate, Verdict] | None:
-        best = None
+        # Module-wide results are cached under the model's own hash, like kernels under theirs.
+        key = "module-" + hashlib.sha256(self.model.mlir.encode()).hexdigest()[:16]
+        context = context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}",
+                               f"allow_driver={self.settings.allow_driver}"])
+        self.module_cache_entry = (key, context)
+        if self.rewrite_cache is not None:
+            hit = self.rewrite_cache.lookup(key, context)
+            if hit is not None or self.rewrite_cache.was_searched(key, context):
+                self.progress("module-cached", {"candidate": hit[0] if hit else None})
+                return hit
+        best, started, finished = None, time.monotonic(), True
         for cand in self.proposer.propose_module(self.kernels, history, n=8):
             if time.monotonic() >= deadline:
+                finished = False
                 break
             if "driver" in cand.payload and not self.settings.allow_driver:
                 continue
@@ -151,6 +164,11 @@ class Search:
             self.progress("module-candidate", {"candidate": cand, "verdict": verdict})
             if _better(verdict, best):
                 best = (cand, verdict)
+        if self.rewrite_cache is not None:
+            if best is not None:
+                self.rewrite_cache.store(key, context, *best)
+            if finished:
+                self.rewrite_cache.mark_searched(key, context, len(history), time.monotonic() - started)
         return best
 
     # -- per kernel -------------------------------------------------------------
