@@ -9,6 +9,7 @@ For each model file in `examples/` (KernelBench format: `Model`, `get_inputs()`,
   mlirforge[local-task]      ... `options={"driver": "local-task"}` (IREE thread pool)
   mlirforge[no-data-tiling]  ... `options={"iree_flags": []}` (no `--iree-opt-data-tiling`)
   mlirforge[torch-form]      ... `options={"form": "torch"}` (IREE's torch input conversion)
+  mlirforge[optimize]        ... `options={"optimize": True, "budget_s": 40}` (the verified search)
 
 and records, per system:
 
@@ -99,6 +100,9 @@ SYSTEMS: tuple[SystemSpec, ...] = (
     SystemSpec("mlirforge[local-task]", "mlirforge", {"driver": "local-task"}),
     SystemSpec("mlirforge[no-data-tiling]", "mlirforge", {"iree_flags": []}),
     SystemSpec("mlirforge[torch-form]", "mlirforge", {"form": "torch"}),
+    # The verified search with the offline heuristic proposer; its compile time
+    # is the search budget. Fresh cache: nothing is reused from earlier runs.
+    SystemSpec("mlirforge[optimize]", "mlirforge", {"optimize": True, "budget_s": 40}),
 )
 EAGER = SYSTEMS[0]
 
