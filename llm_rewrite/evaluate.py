@@ -263,6 +263,12 @@ def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Ver
     return v
 
 
+def build_reference(text: str, settings: EvalSettings, cache: ModuleCache | None, path: Path) -> Path:
+    """Compile the unmodified module with the base flags once; candidates are timed against it."""
+    path.write_bytes(compile_mlir(text, "auto", list(settings.base_flags), cache).vmfb)
+    return path
+
+
 class KernelEvaluator:
     """Evaluates candidates for one kernel against its unmodified build."""
 
@@ -276,9 +282,7 @@ class KernelEvaluator:
     def reference(self) -> Path:
         if self._reference is None:
             text = runnable_module(self.kernel, self.kernel.module)
-            vmfb = compile_mlir(text, "auto", list(self.settings.base_flags), self.cache).vmfb
-            self._reference = self.workdir / f"ref-{self.kernel.hash}.vmfb"
-            self._reference.write_bytes(vmfb)
+            self._reference = build_reference(text, self.settings, self.cache, self.workdir / f"ref-{self.kernel.hash}.vmfb")
         return self._reference
 
     def evaluate(self, cand: Candidate) -> Verdict:
@@ -326,9 +330,7 @@ class ModelEvaluator:
 
     def reference(self) -> Path:
         if self._reference is None:
-            vmfb = compile_mlir(self.mlir, "auto", list(self.settings.base_flags), self.cache).vmfb
-            self._reference = self.workdir / "model-ref.vmfb"
-            self._reference.write_bytes(vmfb)
+            self._reference = build_reference(self.mlir, self.settings, self.cache, self.workdir / "model-ref.vmfb")
         return self._reference
 
     def evaluate(self, cand_id: str, mlir: str, flags: list[str], driver: str | None = None) -> Verdict:

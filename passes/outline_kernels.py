@@ -40,6 +40,19 @@ from mlirforge.passes.base import ForgePass
 MAX_PRODUCER_DEPTH = 4
 
 
+def top_level(op, func_op):
+    """The op of the function body that `op` is (or is nested in)."""
+    while op.parent is not None and op.parent != func_op:
+        op = op.parent
+    return op
+
+
+def contains(ops: list, op, func_op) -> bool:
+    """Whether `op` belongs to (or is nested in) one of the body ops `ops`."""
+    t = top_level(op, func_op)
+    return any(t == c for c in ops)
+
+
 @dataclasses.dataclass(frozen=True)
 class OutlineKernelsOptions:
     producers: bool = True
@@ -77,13 +90,10 @@ class OutlineKernelsPass(ForgePass):
         func_op = func.operation
 
         def top(op):
-            while op.parent is not None and op.parent != func_op:
-                op = op.parent
-            return op
+            return top_level(op, func_op)
 
         def in_cluster(op) -> bool:
-            t = top(op)
-            return any(t == c for c in cluster)
+            return contains(cluster, op, func_op)
 
         def free(op) -> bool:
             return not any(op == t for t in taken) and not in_cluster(op)
@@ -125,13 +135,10 @@ class OutlineKernelsPass(ForgePass):
         ordered = [op.operation for op in block.operations if any(op.operation == c for c in cluster)]
 
         def top(op):
-            while op.parent is not None and op.parent != func_op:
-                op = op.parent
-            return op
+            return top_level(op, func_op)
 
         def inside(op) -> bool:
-            t = top(op)
-            return any(t == c for c in ordered)
+            return contains(ordered, op, func_op)
 
         inputs, clones = [], []
 
