@@ -16,7 +16,7 @@ import logging
 from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, build_candidate_source, run_worker, verdict_from_reply, compile_or_reject, CandidateRejected
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.ir import ir
-from mlirforge.passes.pipeline import parse_pipeline, run_pipeline
+from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
 from mlirforge.passes.substitute_kernels import substitute
 
 log = logging.getLogger("mlirforge.llm_rewrite")

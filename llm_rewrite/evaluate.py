@@ -25,8 +25,8 @@ from mlirforge.lowering.errors import LoweringError
 from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import KERNEL_HASH, KERNEL_ROOT, function_type, op_name, walk_nested
-from mlirforge.passes.base import PassFailure
-from mlirforge.passes.pipeline import PipelineError, parse_pipeline, run_pipeline
+from mlirforge.passes._base import PassFailure
+from mlirforge.passes._pipeline import PipelineError, parse_pipeline, run_pipeline
 
 log = logging.getLogger("mlirforge.llm_rewrite")
 

@@ -24,7 +24,7 @@ from mlirforge.passes._kernels import (
     sym_name,
     walk_nested,
 )
-from mlirforge.passes.pipeline import parse_pipeline, run_pipeline
+from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
 
 
 def tensor_spec(t) -> TensorSpec:

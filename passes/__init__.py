@@ -31,3 +31,17 @@ def _factory(module: str, cls: str) -> Callable[[], type]:
 def get_all_passes() -> dict[str, Callable[[], type]]:
     """Pass name -> a zero-argument callable returning the pass class."""
     return {name: _factory(module, cls) for name, (module, cls) in _PASSES.items()}
+
+
+# The framework (base class, pipeline parsing and running) lives in `_base` and
+# `_pipeline`; these names are its public face, imported on first use.
+_PUBLIC = {
+    "ForgePass": "_base", "PassFailure": "_base",
+    "parse_pipeline": "_pipeline", "run_pipeline": "_pipeline", "PipelineError": "_pipeline",
+}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"mlirforge.passes.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'mlirforge.passes' has no attribute {name!r}")

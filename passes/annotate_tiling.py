@@ -21,7 +21,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import KERNEL_ROOT, attr_str, kernels, op_name, string_attr, walk_nested
-from mlirforge.passes.base import ForgePass, PassFailure
+from mlirforge.passes._base import ForgePass, PassFailure
 
 PIPELINES = ("DoubleTilingExpert", "Default", "ConvTileAndDecomposeExpert", "Mmt4dTilingExpert")
 

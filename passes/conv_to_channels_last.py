@@ -25,7 +25,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import op_name, walk_nested
-from mlirforge.passes.base import ForgePass
+from mlirforge.passes._base import ForgePass
 
 NCHW_TO_NHWC = [0, 2, 3, 1]
 NHWC_TO_NCHW = [0, 3, 1, 2]

@@ -23,7 +23,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import op_name, owner_op, walk_nested
-from mlirforge.passes.base import ForgePass
+from mlirforge.passes._base import ForgePass
 
 _CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
 _SIDES = {"both": (0, 1), "lhs": (0,), "rhs": (1,)}

@@ -15,7 +15,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir, passmanager
 from mlirforge.passes._kernels import kernels, op_name, string_attr, walk_nested
-from mlirforge.passes.base import ForgePass, PassFailure
+from mlirforge.passes._base import ForgePass, PassFailure
 
 @dataclasses.dataclass(frozen=True)
 class GeneralizeNamedOpsOptions:

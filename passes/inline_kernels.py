@@ -12,7 +12,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import entry_block, func_ops, is_kernel, op_name, sym_name, walk_nested
-from mlirforge.passes.base import ForgePass, PassFailure
+from mlirforge.passes._base import ForgePass, PassFailure
 
 
 @dataclasses.dataclass(frozen=True)

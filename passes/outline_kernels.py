@@ -35,7 +35,7 @@ from mlirforge.passes._kernels import (
     sym_name,
     walk_nested,
 )
-from mlirforge.passes.base import ForgePass
+from mlirforge.passes._base import ForgePass
 
 MAX_PRODUCER_DEPTH = 4
 

@@ -24,7 +24,7 @@ from mlirforge.passes._kernels import (
     sym_name,
     walk_nested,
 )
-from mlirforge.passes.base import ForgePass, PassFailure
+from mlirforge.passes._base import ForgePass, PassFailure
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mlirforge.lowering.ir import ir, passmanager
 from mlirforge.passes import get_all_passes
-from mlirforge.passes.base import ForgePass, pass_manager_callable
+from mlirforge.passes._base import ForgePass, pass_manager_callable
 
 
 class PipelineError(ValueError):
