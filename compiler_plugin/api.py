@@ -180,13 +180,18 @@ def optimize_model(
     from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
     from mlirforge.llm_rewrite.proposers import get_proposer
 
+    if proposer is None:
+        try:
+            proposer = get_proposer(config.proposer)
+        except ValueError as exc:  # llm/replay: not built yet
+            raise UserError(f"proposer: {exc}") from None
     opts = config.lowering
     exported = export_model(model, inputs, opts)
     low = exported.lowered
     settings = config.eval_settings()
     try:
         result = optimize_lowered(
-            low.mlir, exported.parameters, list(inputs), proposer or get_proposer(config.proposer),
+            low.mlir, exported.parameters, list(inputs), proposer,
             config.search_settings(), settings, use_rewrite_cache=config.use_rewrite_cache,
             use_module_cache=opts.use_cache, progress=progress or (lambda e, i: None),
         )

@@ -153,11 +153,20 @@ class OptimizeOnFirstCall:
             return fn
         params = [args[i] for i in lowered.param_positions]
         inputs = [args[i] for i in lowered.input_positions]
-        result = optimize_lowered(
-            lowered.mlir, params, inputs, get_proposer(self.config.proposer),
-            dataclasses.replace(self.config.search_settings(), allow_driver=False),
-            self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
-        )
+        try:
+            result = optimize_lowered(
+                lowered.mlir, params, inputs, get_proposer(self.config.proposer),
+                dataclasses.replace(self.config.search_settings(), allow_driver=False),
+                self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
+            )
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # the search must never break the user's model
+            warnings.warn(f"mlirforge: the search failed ({type(exc).__name__}: {exc}); compiling without it",
+                          FallbackWarning, stacklevel=2)
+            fn, report = compile_with_fallback(self.gm, self.static, opts)
+            _report_fallback(report)
+            return fn
         comp = result.composition
         log.info("mlirforge: search kept %d rewrites (%s)", len(comp.kept), comp.verdict.reason if comp.verdict else "-")
         compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)

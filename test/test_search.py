@@ -157,3 +157,21 @@ def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
     # and candidates were compiled (a plain compile builds exactly one module).
     assert (tmp_path / "rewrites.sqlite").exists()
     assert len(list((tmp_path / "modules").glob("*.vmfb"))) >= 3
+
+
+def test_a_failing_search_never_breaks_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path))
+    import warnings
+
+    from mlirforge.backend import FallbackWarning
+
+    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    # No LLM proposer is available yet: the search fails, the model still runs compiled.
+    compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "proposer": "llm"})
+    calls = mlirforge.stats().iree_calls
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok, _, msg = compare_outputs(compiled(x), model(x))
+    assert ok, msg
+    assert mlirforge.stats().iree_calls == calls + 1
+    assert any("the search failed" in str(w.message) for w in caught if w.category is FallbackWarning)
