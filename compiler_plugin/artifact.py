@@ -24,7 +24,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from mlirforge.lowering.errors import UserError
-from mlirforge.lowering.runtime import IreeModule, parameter_key, tensor_bytes_view
+from mlirforge.lowering.runtime import IreeModule, write_parameter_archive
 
 FORMAT = "mlirforge-artifact"
 VERSION = 1
@@ -68,13 +68,7 @@ def write_artifact(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         (staging / MODULE).write_bytes(vmfb)
-        if parameters:
-            import iree.runtime as rt
-
-            index = rt.ParameterIndex()
-            for k, tensor in enumerate(parameters):
-                index.add_buffer(parameter_key(k), tensor_bytes_view(tensor))
-            index.create_archive_file(str(staging / PARAMETERS))
+        write_parameter_archive(staging / PARAMETERS, parameters)
         full = {
             "format": FORMAT,
             "version": VERSION,

@@ -22,7 +22,7 @@ from mlirforge.llm_rewrite.proposers import Proposer
 from mlirforge.llm_rewrite.search import Search, SearchResult, SearchSettings
 from mlirforge.llm_rewrite.types import TensorSpec
 from mlirforge.lowering.iree_compile import ModuleCache
-from mlirforge.lowering.runtime import parameter_key, tensor_bytes_view
+from mlirforge.lowering.runtime import write_parameter_archive
 
 log = logging.getLogger("mlirforge.llm_rewrite")
 
@@ -42,18 +42,6 @@ class Optimization:
     search: SearchResult
     outlined: str
     settings: EvalSettings
-
-
-def write_parameter_archive(path: Path, parameters: list[torch.Tensor]) -> Path | None:
-    if not parameters:
-        return None
-    import iree.runtime as rt
-
-    index = rt.ParameterIndex()
-    for k, p in enumerate(parameters):
-        index.add_buffer(parameter_key(k), tensor_bytes_view(p))
-    index.create_archive_file(str(path))
-    return path
 
 
 def optimize_lowered(

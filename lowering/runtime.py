@@ -57,6 +57,19 @@ def tensor_bytes_view(t: torch.Tensor):
     return t.reshape(-1).view(torch.uint8).numpy()
 
 
+def write_parameter_archive(path: Path, parameters: Sequence[torch.Tensor]) -> Path | None:
+    """Write weights as an IREE parameter archive (`.irpa`) with keys p0, p1, ...; None if there are none."""
+    if not parameters:
+        return None
+    import iree.runtime as rt
+
+    index = rt.ParameterIndex()
+    for k, tensor in enumerate(parameters):
+        index.add_buffer(parameter_key(k), tensor_bytes_view(tensor))
+    index.create_archive_file(str(path))
+    return path
+
+
 class IreeModule:
     """A loaded vmfb with a callable entry point.
 
