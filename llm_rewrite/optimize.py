@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from pathlib import Path
 
 import torch
 
@@ -73,19 +72,10 @@ def optimize_lowered(
             driver = search.eval_settings.driver
             winners = [(kr.kernel, *kr.winner) for kr in result.kernels if kr.winner is not None]
             composition = compose(model, outlined, winners, flags, driver, search.eval_settings, progress)
-            if rewrite_cache is not None and search.module_cache_entry and not (
-                composition.verdict and composition.verdict.accepted
-            ):
-                rewrite_cache.forget(*search.module_cache_entry)  # did not hold up end to end
-            if rewrite_cache is not None:
-                context = None
-                for (kernel, _, _), _ in composition.dropped:
-                    from mlirforge.llm_rewrite.cache import context_key
-
-                    context = context or context_key(
-                        [*search.eval_settings.base_flags, f"driver={search.eval_settings.driver}"]
-                    )
-                    rewrite_cache.forget(kernel.hash, context)
+            search.forget_rejected(
+                [kernel.hash for (kernel, _, _), _ in composition.dropped],
+                module_held=bool(composition.verdict and composition.verdict.accepted),
+            )
         finally:
             if rewrite_cache is not None:
                 rewrite_cache.close()

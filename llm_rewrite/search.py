@@ -96,6 +96,20 @@ class Search:
         self.evaluations = 0
         self.module_cache_entry: tuple[str, str] | None = None
 
+    @property
+    def kernel_context(self) -> str:
+        """Cache context of per-kernel rewrites: kernels are built and timed with these flags and driver."""
+        return context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}"])
+
+    def forget_rejected(self, dropped_kernels: list[str], module_held: bool) -> None:
+        """Drop cached rewrites that did not hold up end to end (composition decided)."""
+        if self.rewrite_cache is None:
+            return
+        if self.module_cache_entry and not module_held:
+            self.rewrite_cache.forget(*self.module_cache_entry)
+        for kernel_hash in dropped_kernels:
+            self.rewrite_cache.forget(kernel_hash, self.kernel_context)
+
     def run(self) -> SearchResult:
         start = time.monotonic()
         deadline = start + self.settings.budget_s
@@ -175,7 +189,7 @@ class Search:
 
     def _search_kernel(self, kr: KernelResult, deadline: float, index: int, total: int) -> None:
         kernel = kr.kernel
-        context = context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}"])
+        context = self.kernel_context
         if self.rewrite_cache is not None:
             hit = self.rewrite_cache.lookup(kernel.hash, context)
             if hit is not None:
