@@ -263,6 +263,19 @@ def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Ver
     return v
 
 
+def check_and_time(
+    cand_id: str, reference: dict, candidate: dict, inputs: list[TensorSpec], depth: int,
+    settings: EvalSettings, workdir: Path, weights: list[TensorSpec] = (),
+) -> Verdict:
+    """Numerics then timing in the worker, with one re-time of a clear near miss."""
+
+    def measure(s: EvalSettings, check: bool = True) -> Verdict:
+        reply = run_worker(reference, candidate, inputs, depth, s, workdir, check=check, weights=weights)
+        return verdict_from_reply(cand_id, reply, s)
+
+    return retime(measure(settings), lambda s: measure(s, check=False), settings)
+
+
 def build_reference(text: str, settings: EvalSettings, cache: ModuleCache | None, path: Path) -> Path:
     """Compile the unmodified module with the base flags once; candidates are timed against it."""
     path.write_bytes(compile_mlir(text, "auto", list(settings.base_flags), cache).vmfb)
@@ -294,20 +307,12 @@ class KernelEvaluator:
                            reason=f"{exc.stage}: {exc.reason}")
         path = self.workdir / f"cand-{cand.id}.vmfb"
         path.write_bytes(vmfb)
-
-        def measure(settings: EvalSettings, check: bool = True) -> Verdict:
-            reply = run_worker(
-                {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.call_inputs,
-                self.kernel.reduction_depth, settings, self.workdir, check=check, weights=self.kernel.weights,
-            )
-            return verdict_from_reply(cand.id, reply, settings)
-
-        verdict = retime(measure(self.settings), lambda s: measure(s, check=False), self.settings)
+        verdict = check_and_time(
+            cand.id, {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.call_inputs,
+            self.kernel.reduction_depth, self.settings, self.workdir, weights=self.kernel.weights,
+        )
         verdict.equivalence.setdefault("flags", flags)
         return verdict
-
-    def candidate_source(self, cand: Candidate) -> tuple[str, list[str]]:
-        return build_candidate_source(self.kernel, cand, self.settings)
 
 
 class ModelEvaluator:
@@ -344,14 +349,10 @@ class ModelEvaluator:
         if driver:
             candidate["driver"] = driver
 
-        def measure(settings: EvalSettings, check: bool = True) -> Verdict:
-            reply = run_worker(
-                {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
-                self.inputs, self.depth, settings, self.workdir, check=check,
-            )
-            return verdict_from_reply(cand_id, reply, settings)
-
-        verdict = retime(measure(self.settings), lambda s: measure(s, check=False), self.settings)
+        verdict = check_and_time(
+            cand_id, {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
+            self.inputs, self.depth, self.settings, self.workdir,
+        )
         verdict.equivalence.setdefault("flags", flags)
         if driver:
             verdict.equivalence.setdefault("driver", driver)
