@@ -51,7 +51,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import math
 import os
 import platform
 import statistics
@@ -68,6 +67,7 @@ import torch
 
 import mlirforge
 from mlirforge.backend import FallbackWarning
+from mlirforge.llm_rewrite.types import json_safe
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.versions import tool_versions
@@ -567,17 +567,6 @@ def render_markdown(
         overhead_note(overhead),
     ]
     return "\n".join(out) + "\n"
-
-
-def json_safe(value: Any) -> Any:
-    """Non-finite floats (an infinite error) as strings, so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def write_outputs(
