@@ -82,8 +82,8 @@ def compose(
             kept.append(w)
         except CandidateRejected as exc:
             dropped.append((w, f"does not build in the model: {exc.reason}"))
+    full = apply_winners(outlined, kept, settings) if kept else baseline_inlined
     if len(kept) > 1:
-        full = apply_winners(outlined, kept, settings)
         for w in list(kept):
             others = [x for x in kept if x is not w]
             without = apply_winners(outlined, others, settings)
@@ -93,7 +93,7 @@ def compose(
                 kept.remove(w)
                 dropped.append((w, f"does not pay off in the model: {verdict.reason}"))
                 full = without
-    final = apply_winners(outlined, kept, settings) if kept else baseline_inlined
+    final = full  # the model with exactly the winners still kept
     verdict = model.evaluate("model", final, flags, driver)
     module_choice = flags != list(model.settings.base_flags) or driver != model.settings.driver
     if not verdict.accepted and kept:

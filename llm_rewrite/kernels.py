@@ -211,7 +211,7 @@ def kernel_from_function_text(text: str, source_name: str = "<kernel>") -> Kerne
             raise UserError(f"{source_name}: expected exactly one public func.func, found {len(funcs)}")
         func = funcs[0]
         ftype = function_type(func)
-        if not all(isinstance(t, ir.RankedTensorType) or ir.RankedTensorType.isinstance(t) for t in [*ftype.inputs, *ftype.results]):
+        if not all(isinstance(t, ir.RankedTensorType) for t in [*ftype.inputs, *ftype.results]):
             raise UserError(f"{source_name}: every argument and result must be a ranked tensor")
         roots = []
         walk_nested(func, lambda o: roots.append(o) if is_root(o) else None)
