@@ -105,6 +105,7 @@ class _Progress:
 
 def _cmd_optimize(args, parser) -> int:
     from mlirforge import api
+    from mlirforge.kernelbench import load_model_file
 
     src = Path(args.input)
     if not src.is_file():
@@ -114,7 +115,7 @@ def _cmd_optimize(args, parser) -> int:
     config = _config_from_args(args)
     print(f"mlirforge: optimizing {src} with the {config.proposer} proposer, budget {config.budget_s:.0f} s",
           file=sys.stderr)
-    problem = __import__("mlirforge.kernelbench", fromlist=["load_model_file"]).load_model_file(src)
+    problem = load_model_file(src)
     summary = api.optimize_model(problem.model, problem.inputs, args.output, config, source=str(src),
                                  progress=_Progress(config.budget_s))
     for line in summary.lines():
