@@ -135,10 +135,19 @@ class OptimizeSummary:
     unoptimized_us: float | None = None
     optimized_us: float | None = None
     interrupted: bool = False
+    stopped: str = ""
+    rejected_answers: int = 0
+    llm: dict | None = None
 
     def lines(self) -> list[str]:
         out = [f"artifact     {self.artifact}", f"search       {self.evaluations} candidates evaluated in {self.search_seconds:.1f} s"
                + (" (interrupted: kept what was verified)" if self.interrupted else "")]
+        if self.stopped:
+            out.append(f"stopped      {self.stopped} (kept what was verified)")
+        if self.llm:
+            u = self.llm
+            out.append(f"llm          {u['model']}: {u['requests']} requests, {u['tokens']} tokens, "
+                       f"{self.rejected_answers} unusable answers")
         if self.module_candidates:
             out.append("module-wide candidates:")
             for m in self.module_candidates:
@@ -177,32 +186,57 @@ def optimize_model(
     The artifact's manifest lists every kept rewrite with its equivalence and
     timing evidence. Raises UserError/LoweringError like `compile_model`.
     """
-    from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
-    from mlirforge.llm_rewrite.proposers import get_proposer
+    import shutil
+    import tempfile
 
-    if proposer is None:
-        try:
-            proposer = get_proposer(config.proposer)
-        except ValueError as exc:  # llm/replay: not built yet
-            raise UserError(f"proposer: {exc}") from None
-    opts = config.lowering
-    exported = export_model(model, inputs, opts)
-    low = exported.lowered
-    settings = config.eval_settings()
+    from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
+
+    scratch = Path(tempfile.mkdtemp(prefix="mlirforge-optimize-"))
     try:
-        result = optimize_lowered(
-            low.mlir, exported.parameters, list(inputs), proposer,
-            config.search_settings(), settings, use_rewrite_cache=config.use_rewrite_cache,
-            use_module_cache=opts.use_cache, progress=progress or (lambda e, i: None),
-        )
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as exc:
-        # Invariant: a failure in the optimisation path degrades to the
-        # unoptimised (still correct) program, with a clear message.
-        log.warning("mlirforge: the search failed (%s: %s); writing the unoptimised artifact",
-                    type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        result = unoptimized_result(low.mlir, settings)
+        # The proposer first: a misconfigured LLM fails before minutes of lowering.
+        if proposer is None:
+            proposer = config.make_proposer(transcript_out=scratch / TRANSCRIPT)
+        opts = config.lowering
+        exported = export_model(model, inputs, opts)
+        low = exported.lowered
+        settings = config.eval_settings()
+        try:
+            result = optimize_lowered(
+                low.mlir, exported.parameters, list(inputs), proposer,
+                config.search_settings(), settings, use_rewrite_cache=config.use_rewrite_cache,
+                use_module_cache=opts.use_cache, progress=progress or (lambda e, i: None),
+            )
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            # Invariant: a failure in the optimisation path degrades to the
+            # unoptimised (still correct) program, with a clear message.
+            log.warning("mlirforge: the search failed (%s: %s); writing the unoptimised artifact",
+                        type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            result = unoptimized_result(low.mlir, settings)
+        finally:
+            proposer.close()
+        transcript = _transcript_of(proposer)
+        return _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, exported, result,
+                                transcript)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+TRANSCRIPT = "transcript.jsonl"
+
+
+def _transcript_of(proposer) -> str | None:
+    """The LLM transcript the proposer wrote (llm) or replayed (replay), to keep in the artifact."""
+    path = getattr(proposer, "transcript_path", None) or getattr(getattr(proposer, "transcript", None), "path", None)
+    return Path(path).read_text(encoding="utf-8") if path and Path(path).is_file() else None
+
+
+def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, exported, result,
+                     transcript: str | None) -> OptimizeSummary:
+    """Compile what the search kept and write the artifact with its evidence."""
+    opts = config.lowering
+    low = exported.lowered
     comp = result.composition
     cache = ModuleCache() if opts.use_cache else None
     compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)
@@ -214,6 +248,8 @@ def optimize_model(
             "candidate": cand.to_json(), "equivalence": verdict.equivalence, "timing": verdict.timing,
             "reason": verdict.reason,
         })
+        if cand.request is not None and transcript is not None:
+            rewrites[-1]["transcript"] = TRANSCRIPT
         kernel_files[f"kernels/{kernel.hash}.mlir"] = kernel.module
     module_winner = result.search.module_winner
     kept_module = module_winner is not None and comp.verdict is not None and comp.verdict.accepted
@@ -222,8 +258,12 @@ def optimize_model(
     manifest["compile"]["iree_flags"] = comp.flags
     manifest["rewrites"] = rewrites
     manifest["optimization"] = {
-        "proposer": config.proposer,
+        "proposer": proposer.name,
         "budget_s": config.budget_s,
+        "transcript": TRANSCRIPT if transcript is not None else None,
+        "llm": _llm_usage(proposer),
+        "stopped": result.search.stopped or None,
+        "rejected_answers": result.search.rejected_answers,
         "evaluations": result.search.evaluations,
         "seconds": round(result.search.seconds, 2),
         "interrupted": result.search.interrupted,
@@ -232,11 +272,12 @@ def optimize_model(
         "dropped": [{"kernel": w[0].hash, "candidate": w[1].describe(), "why": why} for w, why in comp.dropped],
         "baseline": {"mlir": "baseline.mlir", "iree_flags": list(opts.iree_flags), "driver": opts.driver},
     }
-    report = _report(result, comp)
     from mlirforge.llm_rewrite.types import json_safe
 
-    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, json_safe(manifest),
-                         {"module.mlir": comp.mlir, "baseline.mlir": low.mlir, "report.md": report, **kernel_files})
+    extra = {"module.mlir": comp.mlir, "baseline.mlir": low.mlir, **_reports(result, comp), **kernel_files}
+    if transcript is not None:
+        extra[TRANSCRIPT] = transcript
+    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, json_safe(manifest), extra)
     summary = OptimizeSummary(
         artifact=out,
         kernels=[_kernel_row(kr) for kr in result.search.kernels],
@@ -246,6 +287,9 @@ def optimize_model(
         end_to_end={"summary": comp.verdict.reason if comp.verdict else "not verified",
                     **(comp.verdict.timing if comp.verdict else {})},
         interrupted=result.search.interrupted,
+        stopped=result.search.stopped,
+        rejected_answers=result.search.rejected_answers,
+        llm=_llm_usage(proposer),
     )
     if time_it and source:
         from mlirforge.measure import measure_in_subprocess
@@ -259,6 +303,14 @@ def optimize_model(
     return summary
 
 
+def _llm_usage(proposer) -> dict | None:
+    """Requests, tokens and seconds an LLM proposer spent (None for other proposers)."""
+    client = getattr(proposer, "client", None)
+    if client is None:
+        return None
+    return {"model": client.settings.model, **client.budget.to_json()}
+
+
 def _kernel_row(kr) -> dict:
     if kr.winner is not None:
         c, v = kr.winner
@@ -269,22 +321,16 @@ def _kernel_row(kr) -> dict:
             "tried": len(kr.history), "result": result}
 
 
-def _report(result, comp) -> str:
-    lines = ["# mlirforge optimisation report", ""]
-    if comp.verdict is not None:
-        lines += [f"End to end: {comp.verdict.reason}", ""]
-    lines += ["## Module-wide candidates", "", "| candidate | verdict |", "|---|---|"]
-    lines += [f"| {c.describe()} | {v.feedback()} |" for c, v in result.search.module_history] or ["| – | – |"]
-    for kr in result.search.kernels:
-        lines += ["", f"## Kernel {kr.kernel.hash} ({kr.kernel.root}, {kr.kernel.baseline_us or 0:.1f} µs)", ""]
-        if kr.skipped:
-            lines.append(f"Skipped: {kr.skipped}")
-        lines += ["| candidate | proposer | verdict |", "|---|---|---|"]
-        lines += [f"| {c.describe()} | {c.proposer} | {v.feedback() if v.built else v.reason} |" for c, v in kr.history]
-    if comp.dropped:
-        lines += ["", "## Dropped at composition", ""]
-        lines += [f"- {w[0].hash}: {w[1].describe()}: {why}" for w, why in comp.dropped]
-    return "\n".join(lines) + "\n"
+def _reports(result, comp) -> dict[str, str]:
+    """report.md and report.html; a bug in a report must never cost the verified artifact."""
+    from mlirforge.report import render_html, render_markdown, report_data
+
+    try:
+        data = report_data(result, comp)
+        return {"report.md": render_markdown(data), "report.html": render_html(data)}
+    except Exception as exc:  # noqa: BLE001 - reports are secondary to the artifact
+        log.warning("mlirforge: could not write the report (%s: %s)", type(exc).__name__, exc)
+        return {}
 
 
 def _manifest(opts, source, inputs, exported, compiled, low) -> dict:

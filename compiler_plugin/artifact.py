@@ -76,11 +76,11 @@ def write_artifact(
             "parameters": PARAMETERS if parameters else None,
             **manifest,
         }
-        (staging / MANIFEST).write_text(json.dumps(full, indent=2, default=str) + "\n")
+        (staging / MANIFEST).write_text(json.dumps(full, indent=2, default=str) + "\n", encoding="utf-8")
         for name, text in (extra_files or {}).items():
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            target.write_text(text, encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

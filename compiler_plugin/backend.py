@@ -138,7 +138,6 @@ class OptimizeOnFirstCall:
 
     def _build(self, args) -> Callable:
         from mlirforge.llm_rewrite.optimize import optimize_lowered
-        from mlirforge.llm_rewrite.proposers import get_proposer
         from mlirforge.lowering.errors import LoweringError, UnsupportedOpError
         from mlirforge.lowering.graph_compiler import CompiledGraph, lower_graph
         from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
@@ -153,9 +152,11 @@ class OptimizeOnFirstCall:
             return fn
         params = [args[i] for i in lowered.param_positions]
         inputs = [args[i] for i in lowered.input_positions]
+        proposer = None
         try:
+            proposer = self.config.make_proposer(transcript_out=_transcript_path())
             result = optimize_lowered(
-                lowered.mlir, params, inputs, get_proposer(self.config.proposer),
+                lowered.mlir, params, inputs, proposer,
                 dataclasses.replace(self.config.search_settings(), allow_driver=False),
                 self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
             )
@@ -167,12 +168,25 @@ class OptimizeOnFirstCall:
             fn, report = compile_with_fallback(self.gm, self.static, opts)
             _report_fallback(report)
             return fn
+        finally:
+            if proposer is not None:
+                proposer.close()
         comp = result.composition
         log.info("mlirforge: search kept %d rewrites (%s)", len(comp.kept), comp.verdict.reason if comp.verdict else "-")
         compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
         return CompiledGraph(lowered, IreeModule(compiled.vmfb, driver=comp.driver, parameters=None), compiled.key)
+
+
+def _transcript_path():
+    """Where an LLM search started by the backend records its transcript (the cache directory)."""
+    import os
+    import time
+
+    from mlirforge.lowering.stages import cache_root
+
+    return cache_root() / "transcripts" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
 
 
 def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_inputs):

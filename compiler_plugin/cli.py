@@ -2,7 +2,8 @@
 
     mlirforge compile model.py -o out/      KernelBench-format model -> artifact directory
     mlirforge compile in.mlir  -o out.vmfb  MLIR (linalg/torch/any IREE input) -> vmfb
-    mlirforge optimize model.py|in.mlir -o out/ [--budget-s N] [--proposer heuristic|llm|replay]
+    mlirforge optimize model.py -o out/ [--budget-s N] [--proposer auto|heuristic|llm|replay]
+                       [--transcript F] [--llm-model M] [--llm-base-url URL] [--llm-max-requests N]
     mlirforge evaluate KERNEL.mlir CANDIDATE.mlir [--json]
     mlirforge cache list|clear
     mlirforge info                          tool versions and the host target
@@ -29,7 +30,8 @@ def _config_from_args(args):
     from mlirforge.config import CompileConfig
 
     options = {"use_cache": not args.no_cache}
-    for key in ("form", "driver", "proposer", "budget_s", "min_gain", "transcript"):
+    for key in ("form", "driver", "proposer", "budget_s", "min_gain", "transcript", "patience",
+                "llm_model", "llm_base_url", "llm_max_requests", "llm_max_tokens", "llm_timeout_s"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if args.iree_flag:
@@ -101,6 +103,11 @@ class _Progress:
             print(f"{bar} end to end: {info['verdict'].reason}", file=sys.stderr)
         elif event == "interrupted":
             print(f"{bar} interrupted: keeping what was verified", file=sys.stderr)
+        elif event == "answer-rejected":
+            where = info["kernel"].hash[:8] if info["kernel"] is not None else "module"
+            print(f"{bar} {where:<8} unusable answer: {info['reason'][:110]}", file=sys.stderr)
+        elif event == "proposer-stopped":
+            print(f"{bar} proposer stopped: {info['reason']}; keeping what was verified", file=sys.stderr)
 
 
 def _cmd_optimize(args, parser) -> int:
@@ -113,8 +120,13 @@ def _cmd_optimize(args, parser) -> int:
     if src.suffix != ".py":
         parser.error(f"{src}: optimize takes a model.py (KernelBench convention)")
     config = _config_from_args(args)
-    print(f"mlirforge: optimizing {src} with the {config.proposer} proposer, budget {config.budget_s:.0f} s",
+    proposer = config.resolved_proposer
+    print(f"mlirforge: optimizing {src} with the {proposer} proposer, budget {config.budget_s:.0f} s",
           file=sys.stderr)
+    if proposer == "heuristic" and not config.llm_configured:
+        from mlirforge.llm_rewrite.llm_client import ENABLE_HINT
+
+        print(f"mlirforge: note: {ENABLE_HINT}", file=sys.stderr)
     problem = load_model_file(src)
     summary = api.optimize_model(problem.model, problem.inputs, args.output, config, source=str(src),
                                  progress=_Progress(config.budget_s))
@@ -188,8 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("input", help="model.py (KernelBench convention)")
     opt.add_argument("-o", "--output", required=True, help="artifact directory")
     opt.add_argument("--budget-s", type=float, dest="budget_s", help="search budget in seconds (default 60)")
-    opt.add_argument("--proposer", choices=["heuristic", "llm", "replay"], help="default: heuristic (offline)")
-    opt.add_argument("--transcript", help="transcript to replay (--proposer replay) or to record (llm)")
+    opt.add_argument("--proposer", choices=["auto", "heuristic", "llm", "replay"],
+                     help="default auto: llm when OPENAI_BASE_URL and MLIRFORGE_MODEL are set, else heuristic (offline)")
+    opt.add_argument("--transcript", help="transcript to replay (--proposer replay); the llm proposer's is "
+                     "always kept in the artifact as transcript.jsonl (and also written here if given)")
+    opt.add_argument("--patience", type=int, help="rounds without a better verified rewrite before a kernel's search stops (default 2)")
+    opt.add_argument("--llm-base-url", dest="llm_base_url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    opt.add_argument("--llm-model", dest="llm_model", help="model name (default $MLIRFORGE_MODEL)")
+    opt.add_argument("--llm-max-requests", dest="llm_max_requests", type=int, help="request budget (default 60)")
+    opt.add_argument("--llm-max-tokens", dest="llm_max_tokens", type=int, help="token budget, prompt + completion (default 400000)")
+    opt.add_argument("--llm-timeout-s", dest="llm_timeout_s", type=float, help="per-request timeout (default 120)")
     opt.add_argument("--min-gain", type=float, dest="min_gain", help="required speedup CI lower bound - 1 (default 0.03)")
     opt.add_argument("--form", choices=["linalg", "torch"])
     opt.add_argument("--driver", choices=["local-sync", "local-task"])

@@ -3,7 +3,7 @@
 One typed dataclass, filled in this order (later wins): defaults, a config
 file (`mlirforge.toml`, or `[tool.mlirforge]` in `pyproject.toml`, found in
 the working directory), the environment (`MLIRFORGE_PROPOSER`,
-`MLIRFORGE_BUDGET_S`), then CLI flags or `torch.compile` options. Unknown
+`MLIRFORGE_BUDGET_S`, `MLIRFORGE_MODEL`), then CLI flags or `torch.compile` options. Unknown
 keys, ill-typed values and contradictions are errors naming the key. Secrets
 (API keys) are never read from files: only from the environment.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.options import LoweringOptions
 
-PROPOSERS = ("heuristic", "llm", "replay")
+PROPOSERS = ("auto", "heuristic", "llm", "replay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +30,9 @@ class CompileConfig:
     """Distinct input shapes compiled per graph; calls with more run eagerly."""
     optimize: bool = False
     """Search verified rewrites (torch.compile backend; the driver's `optimize` always does)."""
-    proposer: str = "heuristic"
+    proposer: str = "auto"
+    """`auto`: the LLM when an endpoint and model are configured (OPENAI_BASE_URL and
+    MLIRFORGE_MODEL, or llm_base_url/llm_model), else the offline heuristic."""
     budget_s: float = 60.0
     """Wall-clock seconds the search may spend per model (or per graph)."""
     min_gain: float = 0.03
@@ -39,6 +41,19 @@ class CompileConfig:
     use_rewrite_cache: bool = True
     transcript: str = ""
     """Replay transcript path (proposer `replay`) or where the LLM transcript is written."""
+    patience: int = 2
+    """Proposal rounds without a better verified rewrite before a kernel's search stops."""
+    llm_base_url: str = ""
+    """OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)."""
+    llm_model: str = ""
+    """Model name sent to the endpoint (default: $MLIRFORGE_MODEL)."""
+    llm_timeout_s: float = 120.0
+    llm_max_retries: int = 4
+    llm_concurrency: int = 2
+    llm_temperature: float = 0.7
+    llm_max_requests: int = 60
+    llm_max_tokens: int = 400_000
+    """Total tokens (prompt + completion) the search may spend."""
 
     def __post_init__(self) -> None:
         if self.max_shape_variants < 1:
@@ -53,6 +68,49 @@ class CompileConfig:
             raise UserError("timing_rounds: at least 5 rounds are needed for a confidence interval")
         if self.proposer == "replay" and not self.transcript:
             raise UserError("proposer 'replay' needs 'transcript' (the recorded transcript file)")
+        if self.patience < 1:
+            raise UserError("patience: must be at least 1")
+        for key in ("llm_timeout_s", "llm_concurrency", "llm_max_requests", "llm_max_tokens"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"{key}: must be positive")
+        if self.llm_max_retries < 0:
+            raise UserError("llm_max_retries: must be >= 0")
+
+    @property
+    def llm_configured(self) -> bool:
+        from mlirforge.llm_rewrite.llm_client import ENV_BASE_URL, ENV_MODEL
+
+        return bool((self.llm_base_url or os.environ.get(ENV_BASE_URL)) and (self.llm_model or os.environ.get(ENV_MODEL)))
+
+    @property
+    def resolved_proposer(self) -> str:
+        if self.proposer == "auto":
+            return "llm" if self.llm_configured else "heuristic"
+        return self.proposer
+
+    def make_proposer(self, transcript_out: Path | None = None):
+        """The configured proposer. `transcript_out`: where the LLM records its transcript
+        when `transcript` is not set. Raises UserError saying what is missing."""
+        from mlirforge.llm_rewrite.proposers import get_proposer
+
+        name = self.resolved_proposer
+        if name == "heuristic":
+            return get_proposer("heuristic")
+        if name == "replay":
+            return get_proposer("replay", transcript=self.transcript)
+        from mlirforge.llm_rewrite.llm_client import LLMSettings
+
+        settings = LLMSettings.resolve(
+            self.llm_base_url, self.llm_model, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
+            concurrency=self.llm_concurrency, temperature=self.llm_temperature,
+            max_requests=self.llm_max_requests, max_total_tokens=self.llm_max_tokens,
+            max_seconds=self.budget_s,
+        )
+        where = self.transcript or transcript_out
+        if not where:
+            raise UserError("the llm proposer needs a transcript path (option 'transcript')")
+        return get_proposer("llm", settings=settings, transcript=where,
+                            base_flags=tuple(self.lowering.iree_flags), driver=self.lowering.driver)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None, base: CompileConfig | None = None) -> CompileConfig:
@@ -105,7 +163,7 @@ class CompileConfig:
     def search_settings(self):
         from mlirforge.llm_rewrite.search import SearchSettings
 
-        return SearchSettings(budget_s=self.budget_s)
+        return SearchSettings(budget_s=self.budget_s, patience=self.patience)
 
     def eval_settings(self):
         from mlirforge.llm_rewrite.evaluate import EvalSettings

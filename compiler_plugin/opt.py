@@ -132,17 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_passes() -> str:
-    import dataclasses
+    from mlirforge.passes import describe_passes
 
-    from mlirforge.passes import get_all_passes
-
-    lines = []
-    for name, factory in sorted(get_all_passes().items()):
-        cls = factory()
-        lines.append(f"{name}  {cls.summary}")
-        for f in dataclasses.fields(cls.Options):
-            lines.append(f"    {f.name.replace('_', '-')}={f.default!r}  ({f.type})")
-    return "\n".join(lines)
+    return describe_passes()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,7 @@ def build_candidate_source(kernel: Kernel, cand: Candidate, settings: EvalSettin
                 if not isinstance(text, str):
                     raise CandidateRejected("parse", "pipeline candidate without a 'pipeline' string")
             else:
+                check_tile_sizes(kernel, cand.payload)
                 text = tiling_pipeline(cand.payload)
             try:
                 passes = parse_pipeline(text)
@@ -145,6 +146,47 @@ def flags_of(cand: Candidate, settings: EvalSettings) -> list[str]:
         return merge_flags(settings.base_flags, validate_flags(cand.payload.get("iree_flags", [])))
     except FlagError as exc:
         raise CandidateRejected("parse", str(exc)) from None
+
+
+MAX_VECTOR_TILE_ELEMENTS = 8192
+"""Product of a tiling's non-zero vector sizes: larger tiles unroll into code that
+takes IREE minutes to compile and never runs fast on a CPU's register file."""
+
+
+def loop_bounds(kernel: Kernel) -> list[int] | None:
+    """The root op's loop sizes where the shapes tell them (matmul: m, n, k), else None."""
+    out = kernel.outputs[0].shape if kernel.outputs else ()
+    if kernel.root == "linalg.matmul" and len(out) == 2:
+        return [*out, kernel.reduction_depth]
+    if kernel.root == "linalg.batch_matmul" and len(out) == 3:
+        return [*out, kernel.reduction_depth]
+    return None
+
+
+def check_tile_sizes(kernel: Kernel, payload: dict) -> None:
+    """Legal tile sizes: within the loop bounds, vector tiles within distribution tiles, bounded unrolling."""
+    lists = {k: payload.get(k, []) for k in ("distribution", "vector_common_parallel", "vector_reduction")}
+    for key, values in lists.items():
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise CandidateRejected("parse", f"tiling '{key}' must be a list of integers")
+    bounds = loop_bounds(kernel)
+    for key, values in lists.items():
+        if bounds is not None and values and len(values) != len(bounds):
+            raise CandidateRejected("parse", f"tiling '{key}' has {len(values)} sizes; {kernel.root} has "
+                                             f"{len(bounds)} loops {bounds}")
+        for i, v in enumerate(values):
+            if v < 0 or (bounds is not None and v > bounds[i]):
+                raise CandidateRejected("parse", f"tiling '{key}'[{i}] = {v} is outside 0..{bounds[i] if bounds else 'inf'}")
+    dist, vec = lists["distribution"], lists["vector_common_parallel"]
+    for i, (d, v) in enumerate(zip(dist, vec)):
+        if d and v > d:
+            raise CandidateRejected("parse", f"vector tile {v} exceeds distribution tile {d} in loop {i}")
+    unrolled = 1
+    for v in [*vec, *lists["vector_reduction"]]:
+        unrolled *= v or 1
+    if unrolled > MAX_VECTOR_TILE_ELEMENTS:
+        raise CandidateRejected("parse", f"vector tiles of {unrolled} elements in all; at most "
+                                         f"{MAX_VECTOR_TILE_ELEMENTS} are allowed")
 
 
 def tiling_pipeline(payload: dict) -> str:

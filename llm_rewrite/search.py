@@ -22,7 +22,7 @@ from pathlib import Path
 from mlirforge.llm_rewrite.cache import RewriteCache, context_key
 from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelEvaluator, flags_of, CandidateRejected
 from mlirforge.llm_rewrite.profiling import hot_kernels, profile_kernels
-from mlirforge.llm_rewrite.proposers import History, Proposer
+from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.iree_compile import ModuleCache
 
@@ -63,6 +63,10 @@ class SearchResult:
     evaluations: int
     seconds: float
     interrupted: bool = False
+    stopped: str = ""
+    """Why the proposer stopped the search early (LLM budget spent, endpoint refusing), if it did."""
+    rejected_answers: int = 0
+    """Proposer answers that yielded no usable candidate (LLM prose, malformed JSON, ...)."""
 
 
 def _better(v: Verdict, best: tuple[Candidate, Verdict] | None) -> bool:
@@ -94,12 +98,14 @@ class Search:
         self.progress = progress or (lambda event, info: None)
         self.search_module = search_module
         self.evaluations = 0
+        self.rejected_answers = 0
         self.module_cache_entry: tuple[str, str] | None = None
 
     @property
     def kernel_context(self) -> str:
         """Cache context of per-kernel rewrites: kernels are built and timed with these flags and driver."""
-        return context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}"])
+        return context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}",
+                            f"proposer={self.proposer.cache_tag}"])
 
     def forget_rejected(self, dropped_kernels: list[str], module_held: bool) -> None:
         """Drop cached rewrites that did not hold up end to end (composition decided)."""
@@ -143,6 +149,13 @@ class Search:
         except KeyboardInterrupt:
             result.interrupted = True
             self.progress("interrupted", {})
+        except ProposerStopped as exc:
+            result.stopped = str(exc)
+            for kr in result.kernels:
+                if kr.winner is None and not kr.history and not kr.skipped and not kr.from_cache:
+                    kr.skipped = "proposer stopped"
+            self.progress("proposer-stopped", {"reason": str(exc)})
+        result.rejected_answers = self.rejected_answers
         result.evaluations = self.evaluations
         result.seconds = time.monotonic() - start
         return result
@@ -153,7 +166,7 @@ class Search:
         # Module-wide results are cached under the model's own hash, like kernels under theirs.
         key = "module-" + hashlib.sha256(self.model.mlir.encode()).hexdigest()[:16]
         context = context_key([*self.eval_settings.base_flags, f"driver={self.eval_settings.driver}",
-                               f"allow_driver={self.settings.allow_driver}"])
+                               f"allow_driver={self.settings.allow_driver}", f"proposer={self.proposer.cache_tag}"])
         self.module_cache_entry = (key, context)
         if self.rewrite_cache is not None:
             hit = self.rewrite_cache.lookup(key, context)
@@ -161,7 +174,9 @@ class Search:
                 self.progress("module-cached", {"candidate": hit[0] if hit else None})
                 return hit
         best, started, finished = None, time.monotonic(), True
-        for cand in self.proposer.propose_module(self.kernels, history, n=8):
+        cands = self.proposer.propose_module(self.kernels, history, n=8)
+        self._note_rejections(None)
+        for cand in cands:
             if time.monotonic() >= deadline:
                 finished = False
                 break
@@ -185,6 +200,14 @@ class Search:
                 self.rewrite_cache.mark_searched(key, context, len(history), time.monotonic() - started)
         return best
 
+    def _note_rejections(self, kernel: Kernel | None) -> int:
+        """Report the proposer's unusable answers; how many there were."""
+        reasons = self.proposer.drain_rejections()
+        self.rejected_answers += len(reasons)
+        for reason in reasons:
+            self.progress("answer-rejected", {"kernel": kernel, "reason": reason})
+        return len(reasons)
+
     # -- per kernel -------------------------------------------------------------
 
     def _search_kernel(self, kr: KernelResult, deadline: float, index: int, total: int) -> None:
@@ -203,11 +226,17 @@ class Search:
         evaluator = KernelEvaluator(kernel, self.eval_settings, self.workdir, self.module_cache)
         self.progress("kernel-start", {"kernel": kernel, "index": index, "total": total})
         started, stale, exhausted = time.monotonic(), 0, False
-        while time.monotonic() < deadline and stale < self.settings.patience:
+        # A replayed recording runs to its end: the live run's early stop hung on its own timings.
+        patience = float("inf") if self.proposer.replays else self.settings.patience
+        while time.monotonic() < deadline and stale < patience:
             cands = self.proposer.propose(kernel, kr.history, self.settings.per_round)
             if not cands:
+                if self._note_rejections(kernel):
+                    stale += 1  # a failed round (unusable answer, failed request), not an exhausted proposer
+                    continue
                 exhausted = True
                 break
+            self._note_rejections(kernel)
             improved = False
             for cand in cands:
                 if time.monotonic() >= deadline:
@@ -221,7 +250,7 @@ class Search:
                     if self.rewrite_cache is not None:
                         self.rewrite_cache.store(kernel.hash, context, cand, verdict)
             stale = 0 if improved else stale + 1
-        finished = exhausted or stale >= self.settings.patience
+        finished = exhausted or stale >= patience
         if self.rewrite_cache is not None and finished:
             self.rewrite_cache.mark_searched(kernel.hash, context, len(kr.history), time.monotonic() - started)
         self.progress("kernel-done", {"kernel": kernel, "winner": kr.winner})

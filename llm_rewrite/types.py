@@ -92,6 +92,7 @@ class Candidate:
     prompt_hash: str | None = None
     parent: str | None = None  # id of the candidate this one refines
     rationale: str = ""
+    request: int | None = None  # the transcript record (seq) of the request that proposed it
 
     def __post_init__(self) -> None:
         if self.kind not in CANDIDATE_KINDS:

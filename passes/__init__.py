@@ -33,6 +33,21 @@ def get_all_passes() -> dict[str, Callable[[], type]]:
     return {name: _factory(module, cls) for name, (module, cls) in _PASSES.items()}
 
 
+def describe_passes(names: list[str] | None = None) -> str:
+    """Each pass with its summary and options (name=default (type)): for --list-passes and prompts."""
+    import dataclasses
+
+    lines = []
+    for name, factory in sorted(get_all_passes().items()):
+        if names is not None and name not in names:
+            continue
+        cls = factory()
+        lines.append(f"{name}  {cls.summary}")
+        for f in dataclasses.fields(cls.Options):
+            lines.append(f"    {f.name.replace('_', '-')}={f.default!r}  ({f.type})")
+    return "\n".join(lines)
+
+
 # The framework (base class, pipeline parsing and running) lives in `_base` and
 # `_pipeline`; these names are its public face, imported on first use.
 _PUBLIC = {

@@ -1,7 +1,7 @@
 """Proposers: `propose(kernel, history, n) -> list[Candidate]`.
 
 Built in: `heuristic` (offline default), `llm` (an OpenAI-compatible endpoint)
-and `replay` (a recorded transcript). Each lives in its own module and is
+and `replay` (a recorded LLM transcript). Each lives in its own module and is
 imported only when asked for.
 """
 
@@ -14,10 +14,25 @@ from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 History = list[tuple[Candidate, Verdict]]
 
 
+class ProposerStopped(Exception):
+    """The proposer cannot go on (budget spent, endpoint refusing us): the search
+    stops here and keeps what it verified."""
+
+
 class Proposer:
     """Base class: propose up to `n` new candidates for a kernel, or module-wide ones."""
 
     name = "base"
+    replays = False
+    """True for a proposer that replays recorded rounds: the search then runs it to
+    exhaustion instead of stopping after `patience` rounds without improvement, so
+    that every recorded round is evaluated again."""
+
+    @property
+    def cache_tag(self) -> str:
+        """Who searched, in rewrite-cache keys: one proposer's "searched, nothing found"
+        must not stop another from searching."""
+        return self.name
 
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         raise NotImplementedError
@@ -26,9 +41,19 @@ class Proposer:
         """Module-wide candidates (IREE flags, runtime driver); none by default."""
         return []
 
+    def drain_rejections(self) -> list[str]:
+        """Why answers since the last call yielded no candidate (an empty list from
+        `propose` with rejections is a failed round, not an exhausted proposer)."""
+        return []
+
+    def close(self) -> None:
+        """Release what the proposer holds (transcript files, HTTP clients)."""
+
 
 _REGISTRY = {
     "heuristic": ("mlirforge.llm_rewrite.proposers.heuristic", "HeuristicProposer"),
+    "llm": ("mlirforge.llm_rewrite.proposers.llm", "LLMProposer"),
+    "replay": ("mlirforge.llm_rewrite.proposers.replay", "ReplayProposer"),
 }
 
 

@@ -1,0 +1,151 @@
+"""Reading an LLM's answer: JSON candidates out of whatever text came back.
+
+The prompt asks for `{"candidates": [{"kind": ..., ...}]}`. Models wrap JSON
+in prose and code fences, or answer with a bare list or a single object;
+all of that is accepted. What is not a usable candidate (no JSON at all,
+broken JSON, an unknown kind, a payload of the wrong shape, an oversized
+answer) becomes a one-line reason that goes back into the next prompt.
+
+This is only the shape check. Whether a candidate's MLIR parses and verifies,
+keeps the signature, names real passes, uses whitelisted flags and legal tile
+sizes is the evaluation cascade's first stage (`evaluate.build_candidate_source`),
+which runs before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from mlirforge.llm_rewrite.types import Candidate
+
+MAX_ANSWER_CHARS = 400_000
+MAX_RATIONALE_CHARS = 500
+
+# kind -> payload keys it may carry (besides kind, rationale, parent)
+PAYLOAD_KEYS = {
+    "kernel": {"mlir"},
+    "tiling": {"distribution", "vector_common_parallel", "vector_reduction", "pipeline"},
+    "pipeline": {"pipeline"},
+    "flags": {"iree_flags", "driver"},
+}
+_META_KEYS = {"kind", "rationale", "parent", "payload"}
+_FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
+
+
+@dataclasses.dataclass
+class ParsedAnswer:
+    candidates: list[Candidate]
+    problems: list[str]  # why parts of the answer could not be used
+
+
+def _json_values(text: str) -> list[Any]:
+    """JSON values found in `text`: the whole text, fenced blocks, or the first decodable object/list."""
+    stripped = text.strip()
+    try:
+        return [json.loads(stripped)]
+    except json.JSONDecodeError:
+        pass
+    found = []
+    for block in _FENCE.findall(text):
+        try:
+            found.append(json.loads(block))
+        except json.JSONDecodeError:
+            continue
+    if found:
+        return found
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        # Only what could hold candidates: an object, or a list of objects (not `[8, 16, 0]`
+        # inside a truncated answer).
+        if (isinstance(value, dict) and value) or (
+                isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+            return [value]
+    return []
+
+
+def _entries(value: Any) -> list[Any]:
+    if isinstance(value, dict) and "candidates" in value:
+        value = value["candidates"]
+    if isinstance(value, dict):
+        return [value]
+    return value if isinstance(value, list) else [value]
+
+
+def parse_answer(
+    text: str, kinds: tuple[str, ...], kernel_hash: str | None, n: int, provenance: dict[str, Any],
+) -> ParsedAnswer:
+    """Candidates of the allowed `kinds` from an answer; at most `n`, the rest reported as problems."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return ParsedAnswer([], [f"answer of {len(text)} characters is over the {MAX_ANSWER_CHARS} limit; ignored"])
+    if not text.strip():
+        return ParsedAnswer([], ["empty answer"])
+    values = _json_values(text)
+    if not values:
+        hint = "broken JSON" if "{" in text else "no JSON in the answer"
+        return ParsedAnswer([], [f"{hint}: expected {{\"candidates\": [{{\"kind\": ...}}]}}"])
+    candidates, problems = [], []
+    entries = [e for v in values for e in _entries(v)]
+    for i, entry in enumerate(entries):
+        try:
+            cand = _candidate(entry, kinds, kernel_hash, provenance)
+        except ValueError as exc:
+            problems.append(f"candidate {i + 1}: {exc}")
+            continue
+        if len(candidates) == n:
+            problems.append(f"candidate {i + 1}: more than the {n} asked for; ignored")
+            continue
+        candidates.append(cand)
+    return ParsedAnswer(candidates, problems)
+
+
+def _candidate(entry: Any, kinds: tuple[str, ...], kernel_hash: str | None, provenance: dict[str, Any]) -> Candidate:
+    if not isinstance(entry, dict):
+        raise ValueError(f"expected an object with a 'kind', got {type(entry).__name__}")
+    kind = entry.get("kind")
+    if kind not in kinds:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(kinds)}")
+    payload = entry.get("payload", {})
+    if not isinstance(payload, dict):
+        raise ValueError("'payload' must be an object")
+    payload = {**payload, **{k: v for k, v in entry.items() if k not in _META_KEYS}}
+    unknown = sorted(set(payload) - PAYLOAD_KEYS[kind])
+    if unknown:
+        raise ValueError(f"{kind} candidate with unknown field(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(sorted(PAYLOAD_KEYS[kind]))})")
+    _check_types(kind, payload)
+    rationale = entry.get("rationale", "")
+    parent = entry.get("parent")
+    return Candidate(
+        kind, payload, kernel_hash,
+        rationale=(rationale if isinstance(rationale, str) else "")[:MAX_RATIONALE_CHARS],
+        parent=parent if isinstance(parent, str) and re.fullmatch(r"[0-9a-f]{12}", parent) else provenance.get("parent"),
+        **{k: v for k, v in provenance.items() if k != "parent"},
+    )
+
+
+def _check_types(kind: str, payload: dict[str, Any]) -> None:
+    if kind == "kernel" and not isinstance(payload.get("mlir"), str):
+        raise ValueError("kernel candidate needs 'mlir': the replacement func.func as a string")
+    if kind == "pipeline" and not isinstance(payload.get("pipeline"), str):
+        raise ValueError("pipeline candidate needs 'pipeline': a comma-separated pass pipeline string")
+    if kind == "tiling":
+        for key in ("distribution", "vector_common_parallel", "vector_reduction"):
+            values = payload.get(key, [])
+            if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise ValueError(f"tiling '{key}' must be a list of integers")
+        if not payload.get("distribution"):
+            raise ValueError("tiling candidate needs 'distribution'")
+        payload.setdefault("pipeline", "DoubleTilingExpert")
+    if kind == "flags":
+        flags = payload.setdefault("iree_flags", [])
+        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+            raise ValueError("'iree_flags' must be a list of strings")
+        if "driver" in payload and not isinstance(payload["driver"], str):
+            raise ValueError("'driver' must be a string")

@@ -1,0 +1,148 @@
+"""The chat messages for one proposal round: what the model is told, and what it is not.
+
+Told: the target (CPU model, ISA features, vector width, cache sizes, cores),
+the kernel's MLIR, signature, root op, call count, weight arguments and
+baseline time, the candidate kinds with their payloads and legal ranges, our
+pass registry, the IREE flag whitelist (module round), and the population
+of this kernel's history: the best verified candidates with their speedups,
+and the latest failure of each kind with its reason (build errors, numeric
+error vs tolerance and the input class that exposed it, speedups that did
+not clear the bar).
+
+Never told: the equivalence check's inputs, seeds or tolerance formula, the
+timing procedure's internals, other kernels' rewrites, file paths, or any
+credential. The verdict text it sees is `Verdict.feedback()`, which carries
+none of those.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mlirforge.llm_rewrite.evaluate import MAX_VECTOR_TILE_ELEMENTS, loop_bounds
+from mlirforge.llm_rewrite.flags import describe_whitelist
+from mlirforge.llm_rewrite.population import Population, failure_kind
+from mlirforge.llm_rewrite.prompts import render
+from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+from mlirforge.lowering.target import CpuTarget
+
+# Passes that make sense on one kernel (outlining, inlining and substitution are the search's own).
+KERNEL_PASSES = ["mlirforge-fold-transpose-into-matmul", "mlirforge-conv-to-channels-last",
+                 "mlirforge-generalize-named-ops", "mlirforge-annotate-tiling"]
+KERNEL_KINDS = ("kernel", "tiling", "pipeline")
+MODULE_KINDS = ("flags",)
+MAX_MLIR_IN_PROMPT = 60_000
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "unknown"
+    return f"{n // (1 << 20)} MiB" if n >= 1 << 20 else f"{n // 1024} KiB"
+
+
+def describe_target(cpu: CpuTarget) -> str:
+    isa = [f for f in cpu.features if f.startswith(("avx", "fma", "amx", "sse4", "f16c", "bmi"))]
+    return "\n".join([
+        f"- CPU: {cpu.model_name or 'unknown'} ({cpu.arch}), {cpu.cores} cores used by IREE's thread pool",
+        f"- vector width: {cpu.vector_bits} bits ({cpu.vector_bits // 32} fp32 lanes)",
+        f"- ISA features: {', '.join(isa) or 'baseline'}",
+        f"- caches: L1d {_size(cpu.l1d_bytes)}, L2 {_size(cpu.l2_bytes)}, L3 {_size(cpu.l3_bytes)}",
+        "- compiler: IREE llvm-cpu backend, target-cpu=host",
+    ])
+
+
+def describe_kinds(kernel: Kernel) -> str:
+    bounds = loop_bounds(kernel)
+    loops = (f"{len(bounds)} loops with sizes {bounds}" if bounds else
+             "one size per loop of the root op (tiling is most useful on matmul-like roots)")
+    return "\n".join([
+        '1. {"kind": "kernel", "mlir": "func.func @main(...) -> ... { ... }"}',
+        "   A replacement for the whole function: exactly one func.func, the identical signature",
+        "   (argument and result types in order), no calls to other functions, only upstream MLIR",
+        "   dialects (linalg, tensor, arith, math, scf, vector). It must compute the same values for",
+        "   every input, including signed zeros, infinities and NaN.",
+        '2. {"kind": "tiling", "distribution": [...], "vector_common_parallel": [...], "vector_reduction": [...],',
+        '    "pipeline": "DoubleTilingExpert"}',
+        f"   IREE tile sizes for the root op, {loops}. Each size is 0 (not tiled) up to the loop's size;",
+        "   vector tiles within distribution tiles; vector_common_parallel tiles the parallel loops (0 for",
+        "   reductions), vector_reduction the reduction loops (0 for parallel ones); the product of all",
+        f"   non-zero vector sizes at most {MAX_VECTOR_TILE_ELEMENTS}. Pipelines: DoubleTilingExpert, Default,",
+        "   Mmt4dTilingExpert, ConvTileAndDecomposeExpert. The kernel is then compiled without data tiling.",
+        '3. {"kind": "pipeline", "pipeline": "pass-a,pass-b{option=value}"}',
+        "   Our passes, run on the kernel in order (names and options below).",
+    ])
+
+
+def _payload_text(cand: Candidate, full: bool) -> str:
+    if cand.kind == "kernel":
+        mlir = cand.payload.get("mlir", "")
+        if full and len(mlir) <= MAX_MLIR_IN_PROMPT:
+            return "replacement kernel:\n```mlir\n" + mlir + "\n```"
+        return f"replacement kernel ({len(mlir)} characters, not shown)"
+    return "`" + json.dumps({"kind": cand.kind, **cand.payload}, sort_keys=True) + "`"
+
+
+def _verdict_text(verdict: Verdict) -> str:
+    return verdict.feedback() if verdict.built else verdict.reason
+
+
+def describe_history(population: Population, tried: int, rejections: list[str]) -> str:
+    if not tried and not rejections:
+        return "Nothing tried yet."
+    lines = [f"{tried} candidate(s) evaluated so far."]
+    if population.elite:
+        verified = population.elite[0][1].accepted
+        lines.append("Best so far (verified faster):" if verified else
+                     "Most promising so far (none verified faster yet):")
+        for i, (cand, verdict) in enumerate(population.elite):
+            lines.append(f"- id {cand.id}: {_payload_text(cand, full=i == 0)}")
+            lines.append(f"  verdict: {_verdict_text(verdict)}")
+    if population.failures:
+        lines.append("Recent failures, one of each kind:")
+        for cand, verdict in population.failures:
+            lines.append(f"- id {cand.id} [{failure_kind(verdict)}]: {_payload_text(cand, full=False)}")
+            lines.append(f"  verdict: {_verdict_text(verdict)}")
+    if rejections:
+        lines.append("Your previous answer could not be used:")
+        lines += [f"- {r}" for r in rejections[-5:]]
+    return "\n".join(lines)
+
+
+def kernel_messages(kernel: Kernel, cpu: CpuTarget, population: Population, tried: int,
+                    rejections: list[str], n: int, passes_text: str) -> list[dict[str, str]]:
+    weights = ", ".join(f"#{i} {kernel.inputs[i].mlir}" for i in kernel.weight_inputs) or "none"
+    signature = "(" + ", ".join(s.mlir for s in kernel.inputs) + ") -> (" + ", ".join(s.mlir for s in kernel.outputs) + ")"
+    user = render(
+        "kernel",
+        target=describe_target(cpu), kernel_name=kernel.name, kernel_hash=kernel.hash, root=kernel.root,
+        calls=kernel.calls,
+        baseline=f"{kernel.baseline_us:.1f} us per call" if kernel.baseline_us else "not measured",
+        signature=signature, weights=weights, reduction_depth=kernel.reduction_depth,
+        kernel_mlir=kernel.module.strip(), kinds=describe_kinds(kernel), passes=passes_text,
+        history=describe_history(population, tried, rejections), n=n,
+    )
+    return [{"role": "system", "content": render("system", target_kind="the host CPU", n=n)},
+            {"role": "user", "content": user}]
+
+
+def module_messages(kernels: list[Kernel], cpu: CpuTarget, history: list[tuple[Candidate, Verdict]],
+                    rejections: list[str], n: int, base_flags: list[str], driver: str,
+                    drivers: tuple[str, ...]) -> list[dict[str, str]]:
+    top = sorted(kernels, key=lambda k: -k.weight)[:8]
+    kernel_lines = "\n".join(
+        f"- {k.name}: {k.root}, outputs {', '.join(s.mlir for s in k.outputs)}, called {k.calls}x"
+        + (f", {k.baseline_us:.1f} us" if k.baseline_us else "") for k in top
+    ) or "- (none)"
+    if history or rejections:
+        lines = [f"- {c.describe()}: {_verdict_text(v)}" for c, v in history]
+        lines += [f"- your answer could not be used: {r}" for r in rejections[-5:]]
+        history_text = "\n".join(lines)
+    else:
+        history_text = "Nothing tried yet."
+    user = render(
+        "module", target=describe_target(cpu), kernel_count=len(kernels), kernels=kernel_lines,
+        base_flags=" ".join(base_flags) or "(none)", driver=driver, flag_whitelist=describe_whitelist(),
+        drivers=", ".join(drivers), history=history_text, n=n,
+    )
+    return [{"role": "system", "content": render("system", target_kind="the host CPU", n=n)},
+            {"role": "user", "content": user}]

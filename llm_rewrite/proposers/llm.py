@@ -1,0 +1,129 @@
+"""The LLM proposer: candidates from any OpenAI-compatible endpoint, one round at a time.
+
+Each call to `propose` is one round for one kernel: the population of that
+kernel's history (`population.select`) and the reasons the last answer could
+not be used go into the prompt (`prompts/build.py`), one request goes out
+through `LLMClient`, and the answer's JSON becomes candidates
+(`answers.parse_answer`). The search evaluates them and calls again with the
+verdicts added: that is the evolutionary loop. Every request, its attempts
+and its answer go to the transcript, which `replay` can run again offline.
+
+A failed request (after the client's retries) is a failed round, fed back
+like an unusable answer; a spent budget or an endpoint that refuses us
+(401/403/404) stops the search, keeping what was verified.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mlirforge.llm_rewrite import population
+from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite.llm_client import BudgetSpent, LLMClient, LLMError, LLMSettings
+from mlirforge.llm_rewrite.prompts.build import KERNEL_KINDS, KERNEL_PASSES, MODULE_KINDS, kernel_messages, module_messages
+from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
+from mlirforge.llm_rewrite.transcript import TranscriptWriter, prompt_hash
+from mlirforge.llm_rewrite.types import Candidate, Kernel
+from mlirforge.lowering.target import host_cpu
+
+log = logging.getLogger("mlirforge.llm_rewrite")
+
+_FATAL_STATUSES = (401, 403, 404)
+MODULE_KEY = "module"
+
+
+class LLMProposer(Proposer):
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings, transcript: str | Path, base_flags: tuple[str, ...] = (),
+                 driver: str = "local-sync", cpu=None, client: LLMClient | None = None):
+        from mlirforge import __version__
+        from mlirforge.lowering.runtime import DRIVERS
+        from mlirforge.passes import describe_passes
+
+        self.settings = settings
+        self.client = client or LLMClient(settings)
+        self.cpu = cpu or host_cpu()
+        self.base_flags = list(base_flags)
+        self.driver = driver
+        self.drivers = DRIVERS
+        self.passes_text = describe_passes(KERNEL_PASSES)
+        self.transcript_path = Path(transcript)
+        self.transcript = TranscriptWriter(
+            self.transcript_path,
+            {"model": settings.model, "base_url": settings.base_url, "mlirforge": __version__,
+             "temperature": settings.temperature, "max_tokens": settings.max_tokens},
+            secrets=(settings.api_key,),
+        )
+        self._rounds: dict[str, int] = {}
+        self._rejections: dict[str, list[str]] = {}
+        self._pending: list[str] = []
+
+    @property
+    def cache_tag(self) -> str:
+        return f"llm:{self.settings.model}"
+
+    def drain_rejections(self) -> list[str]:
+        out, self._pending = self._pending, []
+        return out
+
+    def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
+        pop = population.select(history)
+        messages = kernel_messages(kernel, self.cpu, pop, len(history), self._rejections.get(kernel.hash, []), n,
+                                   self.passes_text)
+        parent = pop.parent.id if pop.parent else None
+        return self._ask(messages, "kernel", kernel.hash, KERNEL_KINDS, n, parent)
+
+    def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
+        messages = module_messages(kernels, self.cpu, history, self._rejections.get(MODULE_KEY, []), n,
+                                   self.base_flags, self.driver, self.drivers)
+        return self._ask(messages, "module", None, MODULE_KINDS, n, None)
+
+    def _ask(self, messages, purpose: str, kernel_hash: str | None, kinds, n: int, parent: str | None) -> list[Candidate]:
+        key = kernel_hash or MODULE_KEY
+        round_no = self._rounds.get(key, 0)
+        self._rounds[key] = round_no + 1
+        seq = self.transcript.next_seq()
+        phash = prompt_hash(messages)
+        record = {"seq": seq, "purpose": purpose, "kernel": kernel_hash, "round": round_no, "n": n,
+                  "prompt_hash": phash, "model": self.settings.model, "parent": parent, "messages": messages}
+        try:
+            completion = self.client.complete(messages)
+        except BudgetSpent as exc:
+            record.update(error=str(exc), attempts=[], stopped=True)
+            self.transcript.record(record)
+            raise ProposerStopped(str(exc)) from None
+        except LLMError as exc:
+            fatal = bool(exc.attempts) and exc.attempts[-1].status in _FATAL_STATUSES
+            record.update(error=str(exc), attempts=[a.to_json() for a in exc.attempts], stopped=fatal)
+            self.transcript.record(record)
+            if fatal:
+                raise ProposerStopped(f"the LLM endpoint refused the request: {exc}") from None
+            self._reject(key, [f"the request failed: {exc}"])
+            return []
+        parsed = parse_answer(completion.text, kinds, kernel_hash, n, self.provenance(phash, seq, parent))
+        record.update(
+            attempts=[a.to_json() for a in completion.attempts],
+            response={"text": completion.text, "finish_reason": completion.finish_reason,
+                      "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                      "seconds": round(completion.seconds, 3)},
+            candidates=[c.id for c in parsed.candidates], problems=parsed.problems,
+            budget=self.client.budget.to_json(),
+        )
+        self.transcript.record(record)
+        problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
+        self._reject(key, problems)
+        return parsed.candidates
+
+    def provenance(self, phash: str, seq: int, parent: str | None) -> dict:
+        return {"proposer": self.name, "model": self.settings.model, "prompt_hash": phash, "request": seq,
+                "parent": parent}
+
+    def _reject(self, key: str, reasons: list[str]) -> None:
+        """What the next prompt for `key` reports about this round's answer (only the latest round's)."""
+        self._rejections[key] = reasons
+        self._pending.extend(reasons)
+
+    def close(self) -> None:
+        self.transcript.close()

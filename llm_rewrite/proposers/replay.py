@@ -1,0 +1,63 @@
+"""Replay: the LLM's recorded answers, offline, through the same checks.
+
+Each kernel's requests are taken from the transcript in the order they were
+made, and each recorded answer is parsed exactly as the live proposer parsed
+it, with the provenance it had (model, prompt hash, request number, parent),
+so the same candidates come out and an accepted rewrite is listed in the
+manifest byte for byte as in the recorded run. Nothing is trusted from the
+recording but the answers: every candidate is checked and timed again here.
+
+The search runs a replay to the end of the recording (`replays = True`):
+the live run's early stop depended on its own timings, and every recorded
+round should get its chance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite.prompts.build import KERNEL_KINDS, MODULE_KINDS
+from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
+from mlirforge.llm_rewrite.transcript import read_transcript
+from mlirforge.llm_rewrite.types import Candidate, Kernel
+
+
+class ReplayProposer(Proposer):
+    name = "replay"
+    replays = True
+
+    def __init__(self, transcript: str | Path):
+        self.transcript = read_transcript(transcript)
+        self._pending: list[str] = []
+
+    @property
+    def cache_tag(self) -> str:
+        return f"replay:{self.transcript.header.get('started', '')}:{self.transcript.model}"
+
+    def drain_rejections(self) -> list[str]:
+        out, self._pending = self._pending, []
+        return out
+
+    def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
+        return self._replay("kernel", kernel.hash, KERNEL_KINDS)
+
+    def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
+        return self._replay("module", None, MODULE_KINDS)
+
+    def _replay(self, purpose: str, kernel_hash: str | None, kinds) -> list[Candidate]:
+        rec = self.transcript.take(purpose, kernel_hash)
+        if rec is None:
+            return []  # the recording has no more rounds for this kernel
+        if rec.get("error"):
+            if rec.get("stopped"):
+                raise ProposerStopped(f"(replayed) {rec['error']}")
+            self._pending.append(f"the request failed: {rec['error']}")
+            return []
+        response = rec.get("response") or {}
+        provenance = {"proposer": "llm", "model": rec.get("model"), "prompt_hash": rec.get("prompt_hash"),
+                      "request": rec.get("seq"), "parent": rec.get("parent")}
+        parsed = parse_answer(response.get("text", ""), kinds, kernel_hash, int(rec.get("n", 4)), provenance)
+        problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
+        self._pending.extend(problems)
+        return parsed.candidates

@@ -1,0 +1,433 @@
+"""The LLM proposer, end to end against a local scripted OpenAI-compatible server.
+
+Nothing here reaches the internet: `llm_server.ScriptedLLM` listens on
+127.0.0.1 and answers with scripted steps (good kernels, wrong ones, prose,
+malformed JSON, 429/500, hangs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import mlirforge
+from llm_server import Queues, ScriptedLLM, Step, kernel_mlir_of
+from mlirforge.config import CompileConfig
+from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite.llm_client import Budget, BudgetSpent, LLMClient, LLMError, LLMSettings
+from mlirforge.llm_rewrite.population import select
+from mlirforge.llm_rewrite.prompts import PromptError, render_text
+from mlirforge.llm_rewrite.prompts.build import kernel_messages, module_messages
+from mlirforge.llm_rewrite.transcript import read_transcript, scrub
+from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
+from mlirforge.lowering.errors import UserError
+from mlirforge.lowering.target import host_cpu
+from mlirforge.numerics import compare_outputs
+
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+# -- answers -----------------------------------------------------------------
+
+
+def _parse(text, kinds=("kernel", "tiling", "pipeline"), n=4):
+    return parse_answer(text, kinds, "k" * 16, n, {"proposer": "llm", "model": "m"})
+
+
+def test_answers_are_found_in_prose_fences_lists_and_single_objects():
+    fenced = 'Sure! Here is my idea:\n```json\n{"candidates": [{"kind": "pipeline", "pipeline": "p"}]}\n```\nGood luck.'
+    assert [c.payload for c in _parse(fenced).candidates] == [{"pipeline": "p"}]
+    prose = 'I think {"kind": "tiling", "distribution": [8, 16, 0], "rationale": "fits L2"} is best.'
+    (cand,) = _parse(prose).candidates
+    assert cand.payload["distribution"] == [8, 16, 0] and cand.payload["pipeline"] == "DoubleTilingExpert"
+    assert cand.rationale == "fits L2" and cand.proposer == "llm" and cand.kernel_hash == "k" * 16
+    bare = '[{"kind": "pipeline", "pipeline": "a"}, {"kind": "pipeline", "pipeline": "b"}]'
+    assert len(_parse(bare).candidates) == 2
+    nested = '{"candidates": [{"kind": "kernel", "payload": {"mlir": "func.func @main() { return }"}}]}'
+    assert _parse(nested).candidates[0].payload == {"mlir": "func.func @main() { return }"}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("I would tile the matmul by 8x16 and vectorise the inner loop.", "no JSON"),
+    ('{"candidates": [{"kind": "tiling", "distribution": [8, 16', "broken JSON"),
+    ("", "empty answer"),
+    ("x" * 500_000, "over the"),
+    ('{"kind": "triton", "src": "..."}', "kind 'triton' is not one of"),
+    ('{"kind": "flags", "iree_flags": []}', "kind 'flags' is not one of"),
+    ('{"kind": "pipeline", "pipeline": "p", "shell": "rm -rf /"}', "unknown field(s) shell"),
+    ('{"kind": "tiling", "distribution": ["8", 16, 0]}', "list of integers"),
+    ('{"kind": "kernel", "mlir": 42}', "needs 'mlir'"),
+])
+def test_unusable_answers_become_reasons(text, problem):
+    parsed = _parse(text)
+    assert parsed.candidates == []
+    assert any(problem in p for p in parsed.problems), parsed.problems
+
+
+def test_at_most_n_candidates_are_taken():
+    text = json.dumps({"candidates": [{"kind": "pipeline", "pipeline": f"p{i}"} for i in range(6)]})
+    parsed = _parse(text, n=4)
+    assert len(parsed.candidates) == 4 and sum("more than the 4" in p for p in parsed.problems) == 2
+
+
+# -- prompts -----------------------------------------------------------------
+
+
+def test_templates_render_strictly():
+    assert render_text("a {{x}} b {{y}}", {"x": 1, "y": "{{x}}"}) == "a 1 b {{x}}"
+    with pytest.raises(PromptError, match="no value for placeholder"):
+        render_text("a {{x}} {{y}}", {"x": 1})
+    with pytest.raises(PromptError, match="have no placeholder"):
+        render_text("a {{x}}", {"x": 1, "z": 2})
+
+
+def _kernel() -> Kernel:
+    module = (Path(__file__).parent / "data" / "kernel_slow_matmul.mlir").read_text()
+    return Kernel("0123456789abcdef", "mm", "linalg.matmul", module, [TensorSpec((128, 64), "f32"),
+                  TensorSpec((64, 512), "f32")], [TensorSpec((128, 512), "f32")], 64, calls=2,
+                  baseline_us=41.5, weight_inputs=[1])
+
+
+def test_the_prompt_holds_the_kernel_target_and_history_but_never_the_checks_inputs():
+    kernel = _kernel()
+    good = Candidate("tiling", {"distribution": [8, 64, 0], "vector_common_parallel": [8, 16, 0],
+                                "vector_reduction": [0, 0, 1], "pipeline": "DoubleTilingExpert"}, kernel.hash)
+    wrong = Candidate("kernel", {"mlir": "func.func @main() { return }"}, kernel.hash)
+    v_good = Verdict(good.id, stage="done", built=True, equivalent=True, accepted=True,
+                     equivalence={"seeds": 918273645, "seed": 918273645},
+                     timing={"speedup": 1.31, "ci_low": 1.2, "ci_high": 1.4})
+    v_wrong = Verdict(wrong.id, stage="numerics", built=True, equivalent=False,
+                      equivalence={"distribution": "edge", "max_error": 1e30, "tolerance": 1e-5, "seed": 918273645})
+    messages = kernel_messages(kernel, host_cpu(), select([(good, v_good), (wrong, v_wrong)]), 2,
+                               ["broken JSON: expected ..."], 4, "mlirforge-generalize-named-ops  summary")
+    user = messages[-1]["content"]
+    assert kernel.module.strip() in user
+    assert "(tensor<128x64xf32>, tensor<64x512xf32>) -> (tensor<128x512xf32>)" in user
+    assert f"{host_cpu().vector_bits} bits" in user and "41.5 us" in user and "#1 tensor<64x512xf32>" in user
+    assert "3 loops with sizes [128, 512, 64]" in user and "mlirforge-generalize-named-ops" in user
+    assert good.id in user and "speedup 1.310x" in user
+    assert "wrong results" in user and "edge" in user and "broken JSON" in user
+    assert "918273645" not in json.dumps(messages)  # the check's seeds never reach the model
+    module = module_messages([kernel], host_cpu(), [], [], 3, ["--iree-opt-data-tiling"], "local-sync",
+                             ("local-sync", "local-task"))[-1]["content"]
+    assert "--iree-llvmcpu-enable-ukernels=<none|all|mmt4d|default>" in module and "local-task" in module
+
+
+def test_the_population_keeps_the_best_and_one_failure_of_each_kind():
+    def verdict(i, **kw):
+        return Verdict(f"c{i}", **kw)
+
+    hist = [
+        (Candidate("pipeline", {"pipeline": "a"}, "k"), verdict(0, stage="parse", reason="unknown pass")),
+        (Candidate("pipeline", {"pipeline": "b"}, "k"), verdict(1, stage="parse", reason="unknown pass")),
+        (Candidate("pipeline", {"pipeline": "c"}, "k"), verdict(2, stage="done", built=True, accepted=True,
+                                                            timing={"speedup": 1.2, "ci_low": 1.1})),
+        (Candidate("pipeline", {"pipeline": "d"}, "k"), verdict(3, stage="done", built=True, accepted=True,
+                                                            timing={"speedup": 1.5, "ci_low": 1.4})),
+        (Candidate("pipeline", {"pipeline": "e"}, "k"), verdict(4, stage="numerics", built=True, equivalent=False)),
+    ]
+    pop = select(hist)
+    assert [c.payload["pipeline"] for c, _ in pop.elite] == ["d", "c"] and pop.parent.payload["pipeline"] == "d"
+    assert [c.payload["pipeline"] for c, _ in pop.failures] == ["e", "b"]
+
+
+# -- client --------------------------------------------------------------------
+
+
+def _client(server, **kw) -> LLMClient:
+    settings = dict(base_url=server.base_url, model="scripted-model", api_key=SECRET, timeout_s=2.0,
+                    max_retries=3, backoff_s=0.2)
+    settings.update(kw)
+    return LLMClient(LLMSettings(**settings))
+
+
+def test_client_retries_429_after_retry_after_and_5xx_and_timeouts():
+    steps = [Step(status=429, headers={"Retry-After": "1"}), Step(status=500), Step(delay_s=4, content="late"),
+             Step(content="finally")]
+    with ScriptedLLM(lambda body: steps.pop(0)) as server:
+        completion = _client(server).complete([{"role": "user", "content": "hi"}])
+    assert completion.text == "finally"
+    assert [a.status for a in completion.attempts] == [429, 500, None, 200]
+    assert completion.attempts[0].retry_after_s == 1.0 and completion.attempts[0].waited_s >= 1.0
+    assert "timed out" in completion.attempts[2].error
+    log = server.log
+    assert log[1].arrived - log[0].replied >= 1.0  # Retry-After honoured
+    assert log[0].headers.get("authorization") == f"Bearer {SECRET}"
+
+
+def test_client_does_not_retry_client_errors_and_gives_up_after_max_retries():
+    with ScriptedLLM(lambda body: Step(status=401)) as server:
+        with pytest.raises(LLMError, match="HTTP 401 after 1 attempt"):
+            _client(server).complete([{"role": "user", "content": "hi"}])
+    with ScriptedLLM(lambda body: Step(status=503)) as server:
+        with pytest.raises(LLMError, match="HTTP 503 after 3 attempt"):
+            _client(server, max_retries=2).complete([{"role": "user", "content": "hi"}])
+    assert len(server.log) == 3
+
+
+def test_client_budget_and_concurrency_limits():
+    with ScriptedLLM(lambda body: Step(delay_s=0.5, content="ok", usage=(100, 50))) as server:
+        client = _client(server, concurrency=2, max_requests=4)
+        threads = [threading.Thread(target=client.complete, args=([{"role": "user", "content": "x"}],))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert server.max_in_flight == 2 and len(server.log) == 4
+        assert client.budget.tokens == 600
+        with pytest.raises(BudgetSpent, match="4/4 requests"):
+            client.complete([{"role": "user", "content": "x"}])
+    assert len(server.log) == 4
+    tokens = Budget(max_requests=10, max_tokens=100, max_seconds=60)
+    tokens.take_request()
+    tokens.add_tokens(150)
+    with pytest.raises(BudgetSpent, match="150/100 tokens"):
+        tokens.take_request()
+
+
+def test_secrets_never_reach_the_transcript():
+    text = f"key {SECRET} header Authorization: Bearer abcdefghijklmnop url http://user:pw@host/v1 api_key=zzzzzzzzzz"
+    clean = scrub({"a": [text]}, (SECRET,))["a"][0]
+    assert SECRET not in clean and "abcdefghijklmnop" not in clean and "user:pw" not in clean
+    assert "zzzzzzzzzz" not in clean and clean.count("[redacted]") == 4
+
+
+def test_missing_endpoint_is_a_clear_error_and_the_default_stays_offline(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("MLIRFORGE_MODEL", raising=False)
+    assert CompileConfig().resolved_proposer == "heuristic"
+    with pytest.raises(UserError, match="needs OPENAI_BASE_URL and MLIRFORGE_MODEL"):
+        CompileConfig(proposer="llm").make_proposer(Path("t.jsonl"))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("MLIRFORGE_MODEL", "m")
+    assert CompileConfig().resolved_proposer == "llm"
+    with pytest.raises(UserError, match="no such transcript"):
+        CompileConfig(proposer="replay", transcript="/nonexistent.jsonl").make_proposer()
+
+
+# -- end to end ------------------------------------------------------------------
+
+MODEL_FILE = textwrap.dedent('''
+    import torch
+
+    class Model(torch.nn.Module):
+        """A matmul followed by steps that are exactly the identity: room for a verified rewrite."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(64, 512))
+
+        def forward(self, x):
+            h = x @ self.w
+            for _ in range(40):
+                h = (h + h) * 0.5
+            return h
+
+    def get_inputs():
+        return [torch.randn(128, 64)]
+
+    def get_init_inputs():
+        return []
+''')
+
+
+def _matmul_result(mlir: str) -> str:
+    return re.search(r"(%\w+) = linalg\.matmul", mlir).group(1)
+
+
+def good_kernel(mlir: str) -> str:
+    """Correct and faster: return the matmul, dropping the identity steps."""
+    return re.sub(r"return %\w+ :", f"return {_matmul_result(mlir)} :", mlir)
+
+
+def nan_to_zero_kernel(mlir: str) -> str:
+    """Right on every input except NaN: replaces NaN by 0 after the matmul."""
+    mm = _matmul_result(mlir)
+    ty = re.search(r"-> (tensor<[^>]*>)", mlir.split("func.func", 1)[1]).group(1)
+    step = (f"%zz = arith.constant 0.000000e+00 : f32\n    %ee = tensor.empty() : {ty}\n"
+            f"    %nz = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], "
+            f'iterator_types = ["parallel", "parallel"]}} ins({mm} : {ty}) outs(%ee : {ty}) {{\n'
+            f"    ^bb0(%a: f32, %o: f32):\n      %isnan = arith.cmpf uno, %a, %a : f32\n"
+            f"      %r = arith.select %isnan, %zz, %a : f32\n      linalg.yield %r : f32\n    }} -> {ty}\n    ")
+    return re.sub(r"return %\w+ :", step + "return %nz :", mlir)
+
+
+def slower_kernel(mlir: str, steps: int = 60) -> str:
+    """Correct but slower: 60 more exact (x + x) * 0.5 steps before returning."""
+    ret = re.search(r"return (%\w+) : (tensor<[^>]*>)", mlir)
+    value, ty = ret.group(1), ret.group(2)
+    ident = "affine_map<(d0, d1) -> (d0, d1)>"
+    body = [f"%half = arith.constant 5.000000e-01 : f32", f"%e = tensor.empty() : {ty}"]
+    for i in range(steps):
+        body.append(
+            f"%s{i} = linalg.generic {{indexing_maps = [{ident}, {ident}], iterator_types = [\"parallel\", \"parallel\"]}} "
+            f"ins({value} : {ty}) outs(%e : {ty}) {{\n    ^bb0(%a: f32, %o: f32):\n      %d = arith.addf %a, %a : f32\n"
+            f"      %h = arith.mulf %d, %half : f32\n      linalg.yield %h : f32\n    }} -> {ty}")
+        value = f"%s{i}"
+    return mlir.replace(ret.group(0), "\n    ".join(body) + f"\n    return {value} : {ty}")
+
+
+def other_signature_kernel(mlir: str) -> str:
+    return good_kernel(mlir).replace("func.func @main(", "func.func @main(%extra: tensor<4xf32>, ", 1)
+
+
+def _answer(*candidates, prose: str = "Here is what I would try.") -> str:
+    return prose + "\n```json\n" + json.dumps({"candidates": list(candidates)}, indent=1) + "\n```\n"
+
+
+def _script():
+    def round0(body):
+        mlir = kernel_mlir_of(body)
+        return Step(content=_answer(
+            {"kind": "kernel", "mlir": good_kernel(mlir), "rationale": "the steps are the identity"},
+            {"kind": "kernel", "mlir": other_signature_kernel(mlir), "rationale": "extra scratch argument"},
+            {"kind": "pipeline", "pipeline": "mlirforge-make-it-fast", "rationale": "?"},
+            {"kind": "kernel", "mlir": nan_to_zero_kernel(mlir), "rationale": "NaNs are rare anyway"},
+        ))
+
+    def round1(body):
+        return Step(content=_answer(
+            {"kind": "kernel", "mlir": slower_kernel(kernel_mlir_of(body)), "rationale": "more steps"},
+            {"kind": "tiling", "distribution": [8, 16, 0], "vector_common_parallel": [1, 1, 0],
+             "vector_reduction": [0, 0, 1], "rationale": "scalar tiles"},
+        ))
+
+    return Queues(
+        then=lambda body: Step(content="I have no further ideas."),
+        module=[Step(content=_answer({"kind": "flags", "iree_flags": ["--iree-llvmcpu-target-cpu=skylake"]}))],
+        kernel=[
+            Step(status=429, headers={"Retry-After": "1"}), round0,
+            Step(status=500), round1,
+            Step(delay_s=5, content="too late"), Step(content="I would unroll the reduction by 4."),
+            Step(content='{"candidates": [{"kind": "tiling", "distribution": [8, 16, 0],'),
+            Step(content="{" + " " * 450_000 + "}"),
+        ],
+    )
+
+
+def _config(server, **kw) -> CompileConfig:
+    options = dict(proposer="llm", llm_base_url=server.base_url, llm_model="scripted-model", llm_timeout_s=2.0,
+                   budget_s=240, patience=4)
+    options.update(kw)
+    return CompileConfig.from_options(options)
+
+
+def _kernel_verdicts(events):
+    return [(info["candidate"], info["verdict"]) for e, info in events if e == "kernel-candidate"]
+
+
+def test_llm_search_keeps_exactly_the_good_rewrite_and_replays_byte_for_byte(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model_file = tmp_path / "identity_chain.py"
+    model_file.write_text(MODEL_FILE)
+    from mlirforge.api import optimize_model
+    from mlirforge.kernelbench import load_model_file
+
+    problem = load_model_file(model_file)
+    events = []
+    with ScriptedLLM(_script()) as server:
+        summary = optimize_model(problem.model, problem.inputs, tmp_path / "llm", _config(server),
+                                 progress=lambda e, i: events.append((e, i)), time_it=False)
+
+    # Each scripted answer got the verdict it deserves.
+    verdicts = {c.rationale or c.describe(): v for c, v in _kernel_verdicts(events)}
+    assert verdicts["the steps are the identity"].accepted
+    assert verdicts["extra scratch argument"].stage == "signature" and not verdicts["extra scratch argument"].built
+    assert verdicts["?"].stage == "parse" and "mlirforge-make-it-fast" in verdicts["?"].reason
+    nan = verdicts["NaNs are rare anyway"]
+    assert nan.equivalent is False and nan.equivalence["distribution"] == "edge"
+    slow = verdicts["more steps"]
+    assert slow.equivalent is True and not slow.accepted and slow.stage == "timing" and slow.speedup < 1
+    assert verdicts["scalar tiles"].stage == "build" and "failed" in verdicts["scalar tiles"].reason
+    module = [(info["candidate"], info["verdict"]) for e, info in events if e == "module-candidate"]
+    assert len(module) == 1 and "not in the whitelist" in module[0][1].reason
+    rejected = [info["reason"] for e, info in events if e == "answer-rejected"]
+    assert any("no JSON" in r for r in rejected) and any("broken JSON" in r for r in rejected)
+    assert any("over the" in r for r in rejected)
+    assert summary.rejected_answers == len(rejected) and summary.llm["requests"] == 6
+
+    # Retries as specified: after the 429 the client waited Retry-After; 500 and the hang were retried.
+    log = server.log
+    statuses = [entry.step.status for entry in log]
+    assert statuses.count(429) == 1 and statuses.count(500) == 1
+    i429 = statuses.index(429)
+    assert log[i429 + 1].arrived - log[i429].replied >= 1.0
+    assert all(entry.headers.get("authorization") == f"Bearer {SECRET}" for entry in log)
+
+    # The artifact: exactly the good rewrite, with its provenance, and it computes the model.
+    out = tmp_path / "llm"
+    manifest = json.loads((out / "manifest.json").read_text())
+    (rewrite,) = manifest["rewrites"]
+    cand = rewrite["candidate"]
+    assert cand["kind"] == "kernel" and cand["proposer"] == "llm" and cand["model"] == "scripted-model"
+    assert cand["rationale"] == "the steps are the identity" and re.fullmatch(r"[0-9a-f]{16}", cand["prompt_hash"])
+    assert rewrite["transcript"] == "transcript.jsonl" and manifest["optimization"]["transcript"] == "transcript.jsonl"
+    with torch.no_grad():
+        ok, _, msg = compare_outputs(mlirforge.load(out)(*problem.inputs), problem.model(*problem.inputs))
+    assert ok, msg
+
+    # The report says why each rejected candidate was rejected.
+    html = (out / "report.html").read_text()
+    for category in ("accepted", "invalid", "build failed", "wrong results", "not faster"):
+        assert category in html
+
+    # The transcript: every request, its attempts, no secret.
+    raw = (out / "transcript.jsonl").read_text()
+    assert SECRET not in raw
+    transcript = read_transcript(out / "transcript.jsonl")
+    assert transcript.model == "scripted-model" and len(transcript.requests) == 6
+    accepted_req = next(r for r in transcript.requests if r["seq"] == cand["request"])
+    assert accepted_req["prompt_hash"] == cand["prompt_hash"] and cand["id"] in accepted_req["candidates"]
+    attempts = [a["status"] for r in transcript.requests for a in r["attempts"]]
+    assert attempts.count(429) == 1 and attempts.count(500) == 1 and attempts.count(None) == 1
+
+    # Replay through the CLI, offline (no endpoint configured at all), with a fresh cache.
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    env["MLIRFORGE_CACHE_DIR"] = str(tmp_path / "cache2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlirforge.cli", "optimize", str(model_file), "-o", str(tmp_path / "replay"),
+         "--proposer", "replay", "--transcript", str(out / "transcript.jsonl"), "--budget-s", "240"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "with the replay proposer" in proc.stderr and "unusable answer" in proc.stderr
+    again = json.loads((tmp_path / "replay" / "manifest.json").read_text())
+    assert json.dumps(again["rewrites"][0]["candidate"], sort_keys=True) == json.dumps(cand, sort_keys=True)
+    assert [r["kernel"] for r in again["rewrites"]] == [rewrite["kernel"]]
+    assert again["optimization"]["proposer"] == "replay"
+    assert (tmp_path / "replay" / "transcript.jsonl").read_text() == raw
+    assert "speedup" in proc.stdout and "vs eager" in proc.stdout
+
+
+def test_the_llm_budget_stops_the_search_cleanly(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    from mlirforge.api import optimize_model
+    from mlirforge.kernelbench import load_model_file
+
+    model_file = tmp_path / "identity_chain.py"
+    model_file.write_text(MODEL_FILE)
+    problem = load_model_file(model_file)
+    events = []
+    with ScriptedLLM(lambda body: Step(content="Let me think about tiling... no JSON today.")) as server:
+        summary = optimize_model(problem.model, problem.inputs, tmp_path / "out",
+                                 _config(server, llm_max_requests=3, patience=10),
+                                 progress=lambda e, i: events.append(e), time_it=False)
+    assert len(server.log) == 3
+    assert "3/3 requests" in summary.stopped and "proposer-stopped" in events
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["rewrites"] == [] and "budget spent" in manifest["optimization"]["stopped"]
+    assert manifest["optimization"]["llm"]["requests"] == 3
+    with torch.no_grad():
+        ok, _, msg = compare_outputs(mlirforge.load(tmp_path / "out")(*problem.inputs), problem.model(*problem.inputs))
+    assert ok, msg
