@@ -176,10 +176,14 @@ class Search:
         best, started, finished = None, time.monotonic(), True
         cands = self.proposer.propose_module(self.kernels, history, n=8)
         self._note_rejections(None)
+        tried = {c.id for c, _ in history}
         for cand in cands:
             if time.monotonic() >= deadline:
                 finished = False
                 break
+            if cand.id in tried:
+                continue
+            tried.add(cand.id)
             if "driver" in cand.payload and not self.settings.allow_driver:
                 continue
             try:
@@ -238,9 +242,15 @@ class Search:
                 break
             self._note_rejections(kernel)
             improved = False
+            tried = {c.id for c, _ in kr.history}
             for cand in cands:
                 if time.monotonic() >= deadline:
                     break
+                if cand.id in tried:  # proposers (LLMs especially) repeat themselves; never pay twice
+                    self.rejected_answers += 1
+                    self.progress("answer-rejected", {"kernel": kernel, "reason": f"repeats candidate {cand.id}"})
+                    continue
+                tried.add(cand.id)
                 verdict = evaluator.evaluate(cand)
                 self.evaluations += 1
                 kr.history.append((cand, verdict))

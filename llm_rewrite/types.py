@@ -152,6 +152,8 @@ class Verdict:
     def feedback(self) -> str:
         """A one-line summary for the next proposal round (never the check's inputs)."""
         if not self.built:
+            if self.stage in ("parse", "signature"):
+                return f"rejected before building: {self.reason}"
             return f"build failed: {self.reason}"
         if self.equivalent is False:
             e = self.equivalence

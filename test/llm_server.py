@@ -46,7 +46,7 @@ class Logged:
 
 
 class ScriptedLLM:
-    def __init__(self, respond: Callable[[dict[str, Any]], Step]):
+    def __init__(self, respond: Callable[[dict[str, Any]], Step], port: int = 0):
         self.respond = respond
         self.log: list[Logged] = []
         self.in_flight = 0
@@ -100,7 +100,7 @@ class ScriptedLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
