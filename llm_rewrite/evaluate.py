@@ -31,6 +31,8 @@ from mlirforge.passes._pipeline import PipelineError, parse_pipeline, run_pipeli
 log = logging.getLogger("mlirforge.llm_rewrite")
 
 MAX_CANDIDATE_CHARS = 200_000
+KERNEL_DIALECTS = ("arith", "math", "linalg", "tensor", "scf", "vector", "affine", "complex", "func")
+"""What a replacement kernel may use: pure computation on its tensor arguments."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,10 +118,16 @@ def build_candidate_source(kernel: Kernel, cand: Candidate, settings: EvalSettin
             got = str(function_type(funcs[0]))
             if got != want:
                 raise CandidateRejected("signature", f"signature {got} differs from the kernel's {want}")
-            calls = []
-            walk_nested(funcs[0], lambda o: calls.append(o) if op_name(o) == "func.call" else None)
-            if calls:
+            ops: list[str] = []
+            walk_nested(funcs[0], lambda o: ops.append(op_name(o)))
+            if "func.call" in ops:
                 raise CandidateRejected("signature", "kernel candidates must not call other functions")
+            foreign = sorted({o for o in ops if o.split(".", 1)[0] not in KERNEL_DIALECTS})
+            if foreign:
+                # State (util.global), host calls, HAL/stream ops or memory effects outside
+                # tensors would let a kernel cache results or reach beyond its arguments.
+                raise CandidateRejected("parse", f"op(s) {', '.join(foreign[:5])} not allowed in a kernel candidate "
+                                                 f"(allowed dialects: {', '.join(KERNEL_DIALECTS)})")
             new = funcs[0]
             new.attributes["sym_name"] = ir.StringAttr.get("main")
             if "sym_visibility" in new.attributes:
@@ -213,9 +221,9 @@ def _first_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
-def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None) -> bytes:
+def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None, timeout_s: float | None = None) -> bytes:
     try:
-        return compile_mlir(text, "auto", flags, cache).vmfb
+        return compile_mlir(text, "auto", flags, cache, timeout_s=timeout_s).vmfb
     except LoweringError as exc:
         raise CandidateRejected("build", exc.summary()) from None
 
@@ -343,7 +351,7 @@ class KernelEvaluator:
     def evaluate(self, cand: Candidate) -> Verdict:
         try:
             text, flags = build_candidate_source(self.kernel, cand, self.settings)
-            vmfb = compile_or_reject(runnable_module(self.kernel, text), flags, self.cache)
+            vmfb = compile_or_reject(runnable_module(self.kernel, text), flags, self.cache, self.settings.timeout_s)
         except CandidateRejected as exc:
             return Verdict(cand.id, stage=exc.stage, built=exc.stage not in ("parse", "signature", "build"),
                            reason=f"{exc.stage}: {exc.reason}")
@@ -382,7 +390,7 @@ class ModelEvaluator:
 
     def evaluate(self, cand_id: str, mlir: str, flags: list[str], driver: str | None = None) -> Verdict:
         try:
-            vmfb = compile_or_reject(mlir, flags, self.cache)
+            vmfb = compile_or_reject(mlir, flags, self.cache, self.settings.timeout_s)
         except CandidateRejected as exc:
             return Verdict(cand_id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
         path = self.workdir / f"model-{cand_id}.vmfb"

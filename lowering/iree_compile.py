@@ -97,11 +97,14 @@ def compile_mlir(
     extra_flags: Sequence[str] = (),
     cache: ModuleCache | None = None,
     source_name: str = "input.mlir",
+    timeout_s: float | None = None,
 ) -> CompileResult:
     """Compile MLIR text for the host CPU; returns the vmfb and how it was obtained.
 
     Raises `LoweringError` (stage `iree-compile`) with IREE's diagnostics,
-    rewritten to name `source_name`, and a reproducer directory.
+    rewritten to name `source_name`, and a reproducer directory. `timeout_s`
+    bounds the compile (candidates from a proposer are untrusted: an absurd
+    tile size can make IREE compile for hours).
     """
     flags = compile_flags(form, extra_flags)
     key = module_key(mlir_text, flags)
@@ -117,11 +120,16 @@ def compile_mlir(
         out = Path(tmp) / "module.vmfb"
         src.write_text(mlir_text)
         command = ["iree-compile", "input.mlir", "-o", "module.vmfb", *flags]
-        proc = subprocess.run(
-            [tool, str(src), "-o", str(out), *flags],
-            capture_output=True,
-            text=True,
-        )
+        try:
+            proc = subprocess.run(
+                [tool, str(src), "-o", str(out), *flags],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise stage_failure("iree-compile", f"iree-compile timed out after {timeout_s:.0f} s",
+                                {"input.mlir": mlir_text}, command, []) from None
         if proc.returncode != 0 or not out.exists():
             diagnostics = proc.stderr.replace(str(src), source_name) or f"iree-compile exited {proc.returncode}"
             # With the torch input form, ops torch-mlir could not lower are only

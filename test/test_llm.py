@@ -431,3 +431,23 @@ def test_the_llm_budget_stops_the_search_cleanly(tmp_path, monkeypatch):
     with torch.no_grad():
         ok, _, msg = compare_outputs(mlirforge.load(tmp_path / "out")(*problem.inputs), problem.model(*problem.inputs))
     assert ok, msg
+
+
+def test_kernel_candidates_may_not_reach_beyond_pure_tensor_computation():
+    from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, new_workdir
+    from mlirforge.llm_rewrite.kernels import kernel_from_function_text
+
+    data = Path(__file__).parent / "data"
+    kernel = kernel_from_function_text((data / "kernel_slow_matmul.mlir").read_text(), "k.mlir")
+    fast = (data / "candidate_fast_matmul.mlir").read_text()
+    barrier = fast.replace("return %mm :", "%b = util.optimization_barrier %mm : tensor<128x512xf32>\n  return %b :")
+    evaluator = KernelEvaluator(kernel, EvalSettings(), new_workdir())
+    verdict = evaluator.evaluate(Candidate("kernel", {"mlir": barrier}, kernel.hash))
+    assert verdict.stage == "parse" and not verdict.built
+    assert "util.optimization_barrier not allowed" in verdict.reason
+    huge = {"distribution": [128, 512, 0], "vector_common_parallel": [128, 512, 0], "vector_reduction": [0, 0, 64]}
+    verdict = evaluator.evaluate(Candidate("tiling", huge, kernel.hash))
+    assert verdict.stage == "parse" and "at most 8192" in verdict.reason
+    outside = {"distribution": [256, 512, 0], "vector_common_parallel": [8, 16, 0], "vector_reduction": [0, 0, 1]}
+    verdict = evaluator.evaluate(Candidate("tiling", outside, kernel.hash))
+    assert verdict.stage == "parse" and "outside 0..128" in verdict.reason
