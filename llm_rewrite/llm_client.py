@@ -181,7 +181,7 @@ class LLMClient:
         self.settings = settings
         self.budget = budget or Budget(settings.max_requests, settings.max_total_tokens, settings.max_seconds)
         self._slots = threading.BoundedSemaphore(max(1, settings.concurrency))
-        self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key,
+        self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "unused",
                                      timeout=settings.timeout_s, max_retries=0)
         self._openai = openai
 

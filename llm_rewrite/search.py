@@ -141,6 +141,8 @@ class Search:
                 result.kernels.append(kr)
                 if kernel not in hot:
                     kr.skipped = "not hot enough"
+            self.proposer.prepare([kr.kernel for kr in result.kernels if not kr.skipped and not self._cached(kr.kernel)],
+                                  self.settings.per_round)
             for i, kr in enumerate(r for r in result.kernels if not r.skipped):
                 if time.monotonic() >= deadline:
                     kr.skipped = "budget spent"
@@ -204,9 +206,17 @@ class Search:
                 self.rewrite_cache.mark_searched(key, context, len(history), time.monotonic() - started)
         return best
 
+    def _cached(self, kernel: Kernel) -> bool:
+        """A verified rewrite or a finished search for this kernel is in the rewrite cache."""
+        if self.rewrite_cache is None:
+            return False
+        context = self.kernel_context
+        return (self.rewrite_cache.lookup(kernel.hash, context) is not None
+                or self.rewrite_cache.was_searched(kernel.hash, context))
+
     def _note_rejections(self, kernel: Kernel | None) -> int:
         """Report the proposer's unusable answers; how many there were."""
-        reasons = self.proposer.drain_rejections()
+        reasons = self.proposer.drain_rejections(kernel.hash if kernel is not None else None)
         self.rejected_answers += len(reasons)
         for reason in reasons:
             self.progress("answer-rejected", {"kernel": kernel, "reason": reason})

@@ -84,6 +84,8 @@ class TranscriptWriter:
     def _write(self, record: dict[str, Any]) -> None:
         line = json.dumps(scrub(record, self.secrets), sort_keys=True)
         with self._lock:
+            if self._file.closed:  # a prefetched request finishing after the search ended
+                return
             self._file.write(line + "\n")
             self._file.flush()
 

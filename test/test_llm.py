@@ -451,3 +451,23 @@ def test_kernel_candidates_may_not_reach_beyond_pure_tensor_computation():
     outside = {"distribution": [256, 512, 0], "vector_common_parallel": [8, 16, 0], "vector_reduction": [0, 0, 1]}
     verdict = evaluator.evaluate(Candidate("tiling", outside, kernel.hash))
     assert verdict.stage == "parse" and "outside 0..128" in verdict.reason
+
+
+def test_next_kernels_first_rounds_are_asked_while_the_current_one_is_checked(tmp_path):
+    from mlirforge.llm_rewrite.proposers.llm import LLMProposer
+
+    base = _kernel()
+    k1, k2 = base, Kernel("fedcba9876543210", "mm2", base.root, base.module, base.inputs, base.outputs, 64)
+    answer = _answer({"kind": "pipeline", "pipeline": "mlirforge-generalize-named-ops"})
+    with ScriptedLLM(lambda body: Step(delay_s=1.0, content=answer)) as server:
+        settings = LLMSettings(base_url=server.base_url, model="m", concurrency=2)
+        proposer = LLMProposer(settings, tmp_path / "t.jsonl", cpu=host_cpu())
+        proposer.prepare([k1, k2], 4)
+        assert len(proposer.propose(k1, [], 4)) == 1
+        time.sleep(1.2)  # stands for checking k1's candidates; k2's first round is in flight meanwhile
+        start = time.monotonic()
+        (cand,) = proposer.propose(k2, [], 4)
+        assert time.monotonic() - start < 0.5 and cand.kernel_hash == k2.hash
+        proposer.close()
+    records = read_transcript(tmp_path / "t.jsonl").requests
+    assert sorted(r["kernel"] for r in records) == sorted([k1.hash, k2.hash])

@@ -41,9 +41,14 @@ class Proposer:
         """Module-wide candidates (IREE flags, runtime driver); none by default."""
         return []
 
-    def drain_rejections(self) -> list[str]:
-        """Why answers since the last call yielded no candidate (an empty list from
-        `propose` with rejections is a failed round, not an exhausted proposer)."""
+    def prepare(self, kernels: list[Kernel], n: int) -> None:
+        """The kernels about to be searched, hottest first: a proposer may start on
+        their first rounds early (the LLM overlaps its latency with our checking)."""
+
+    def drain_rejections(self, kernel_hash: str | None) -> list[str]:
+        """Why this kernel's (None: the module's) answers since the last call yielded no
+        candidate. An empty list from `propose` with rejections is a failed round, not
+        an exhausted proposer."""
         return []
 
     def close(self) -> None:

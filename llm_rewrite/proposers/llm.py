@@ -11,11 +11,18 @@ and its answer go to the transcript, which `replay` can run again offline.
 A failed request (after the client's retries) is a failed round, fed back
 like an unusable answer; a spent budget or an endpoint that refuses us
 (401/403/404) stops the search, keeping what was verified.
+
+First rounds need no history, so with `concurrency` > 1 the proposer asks
+for the next kernels' first rounds while the current kernel's candidates are
+being checked (`prepare`): the model's latency overlaps our compile-and-time
+work instead of adding to it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mlirforge.llm_rewrite import population
@@ -58,17 +65,52 @@ class LLMProposer(Proposer):
         )
         self._rounds: dict[str, int] = {}
         self._rejections: dict[str, list[str]] = {}
-        self._pending: list[str] = []
+        self._pending: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._upcoming: list[Kernel] = []
+        self._prefetched: dict[str, Future] = {}
+        self._prefetch_n = 4
 
     @property
     def cache_tag(self) -> str:
         return f"llm:{self.settings.model}"
 
-    def drain_rejections(self) -> list[str]:
-        out, self._pending = self._pending, []
-        return out
+    def drain_rejections(self, kernel_hash: str | None) -> list[str]:
+        with self._lock:
+            return self._pending.pop(kernel_hash or MODULE_KEY, [])
+
+    def prepare(self, kernels: list[Kernel], n: int) -> None:
+        if self.settings.concurrency < 2 or not kernels:
+            return
+        self._upcoming, self._prefetch_n = list(kernels), n
+        self._executor = ThreadPoolExecutor(max_workers=self.settings.concurrency - 1, thread_name_prefix="llm")
+        self._top_up(exclude=None)
+
+    def _top_up(self, exclude: str | None) -> None:
+        """Keep `concurrency - 1` upcoming kernels' first rounds in flight."""
+        if self._executor is None:
+            return
+        self._upcoming = [k for k in self._upcoming if k.hash != exclude]
+        waiting = sum(1 for h, f in self._prefetched.items() if h != exclude)
+        while self._upcoming and waiting < self.settings.concurrency - 1:
+            kernel = self._upcoming.pop(0)
+            if kernel.hash in self._prefetched or kernel.hash in self._rounds:
+                continue
+            self._prefetched[kernel.hash] = self._executor.submit(self._first_round, kernel, self._prefetch_n)
+            waiting += 1
+
+    def _first_round(self, kernel: Kernel, n: int) -> list[Candidate]:
+        return self.propose_round(kernel, [], n)
 
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
+        future = self._prefetched.pop(kernel.hash, None) if not history else None
+        self._top_up(exclude=kernel.hash)
+        if future is not None:
+            return future.result()
+        return self.propose_round(kernel, history, n)
+
+    def propose_round(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         pop = population.select(history)
         messages = kernel_messages(kernel, self.cpu, pop, len(history), self._rejections.get(kernel.hash, []), n,
                                    self.passes_text)
@@ -82,8 +124,9 @@ class LLMProposer(Proposer):
 
     def _ask(self, messages, purpose: str, kernel_hash: str | None, kinds, n: int, parent: str | None) -> list[Candidate]:
         key = kernel_hash or MODULE_KEY
-        round_no = self._rounds.get(key, 0)
-        self._rounds[key] = round_no + 1
+        with self._lock:
+            round_no = self._rounds.get(key, 0)
+            self._rounds[key] = round_no + 1
         seq = self.transcript.next_seq()
         phash = prompt_hash(messages)
         record = {"seq": seq, "purpose": purpose, "kernel": kernel_hash, "round": round_no, "n": n,
@@ -122,8 +165,12 @@ class LLMProposer(Proposer):
 
     def _reject(self, key: str, reasons: list[str]) -> None:
         """What the next prompt for `key` reports about this round's answer (only the latest round's)."""
-        self._rejections[key] = reasons
-        self._pending.extend(reasons)
+        with self._lock:
+            self._rejections[key] = reasons
+            self._pending.setdefault(key, []).extend(reasons)
 
     def close(self) -> None:
+        if self._executor is not None:
+            # Requests still in flight finish on their own; their records are dropped.
+            self._executor.shutdown(wait=False, cancel_futures=True)
         self.transcript.close()

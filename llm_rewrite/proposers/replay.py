@@ -29,15 +29,14 @@ class ReplayProposer(Proposer):
 
     def __init__(self, transcript: str | Path):
         self.transcript = read_transcript(transcript)
-        self._pending: list[str] = []
+        self._pending: dict[str | None, list[str]] = {}
 
     @property
     def cache_tag(self) -> str:
         return f"replay:{self.transcript.header.get('started', '')}:{self.transcript.model}"
 
-    def drain_rejections(self) -> list[str]:
-        out, self._pending = self._pending, []
-        return out
+    def drain_rejections(self, kernel_hash: str | None) -> list[str]:
+        return self._pending.pop(kernel_hash, [])
 
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         return self._replay("kernel", kernel.hash, KERNEL_KINDS)
@@ -52,12 +51,12 @@ class ReplayProposer(Proposer):
         if rec.get("error"):
             if rec.get("stopped"):
                 raise ProposerStopped(f"(replayed) {rec['error']}")
-            self._pending.append(f"the request failed: {rec['error']}")
+            self._pending.setdefault(kernel_hash, []).append(f"the request failed: {rec['error']}")
             return []
         response = rec.get("response") or {}
         provenance = {"proposer": "llm", "model": rec.get("model"), "prompt_hash": rec.get("prompt_hash"),
                       "request": rec.get("seq"), "parent": rec.get("parent")}
         parsed = parse_answer(response.get("text", ""), kinds, kernel_hash, int(rec.get("n", 4)), provenance)
         problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
-        self._pending.extend(problems)
+        self._pending.setdefault(kernel_hash, []).extend(problems)
         return parsed.candidates
