@@ -6,6 +6,7 @@
                        [--transcript F] [--llm-model M] [--llm-base-url URL] [--llm-max-requests N]
     mlirforge evaluate KERNEL.mlir CANDIDATE.mlir [--json]
     mlirforge cache list|clear
+    mlirforge bench-problems DIR            every KernelBench-format file in DIR through the backend
     mlirforge info                          tool versions and the host target
 
 Exit status: 0 success, 1 the input could not be compiled (diagnostics are
@@ -229,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="list or clear verified rewrites")
     cache.add_argument("action", choices=["list", "clear"])
     cache.set_defaults(func=_cmd_cache)
+
+    from mlirforge import problems
+
+    problems.add_parser(sub)
 
     info = sub.add_parser("info", help="print tool versions and the host target")
     info.set_defaults(func=_cmd_info)

@@ -24,14 +24,8 @@ class ModelProblem:
     inputs: list
 
 
-def load_model_file(path: str | Path, seed: int = 0) -> ModelProblem:
-    """Import `path` and build its model in eval mode with its example inputs.
-
-    Raises UserError naming the file and what is wrong with it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+def import_model_module(path: Path):
+    """Import a model file as a fresh module (not left in sys.modules); UserError if it fails."""
     name = f"mlirforge_model_{abs(hash(path.resolve()))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -44,6 +38,18 @@ def load_model_file(path: str | Path, seed: int = 0) -> ModelProblem:
         raise UserError(f"{path}: importing the model file failed: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(name, None)
+    return module
+
+
+def load_model_file(path: str | Path, seed: int = 0) -> ModelProblem:
+    """Import `path` and build its model in eval mode with its example inputs.
+
+    Raises UserError naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    module = import_model_module(path)
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if not hasattr(module, n)]
     if missing:
         raise UserError(
