@@ -172,7 +172,8 @@ class OptimizeOnFirstCall:
             if proposer is not None:
                 proposer.close()
         comp = result.composition
-        log.info("mlirforge: search kept %d rewrites (%s)", len(comp.kept), comp.verdict.reason if comp.verdict else "-")
+        log.info("mlirforge: search kept %d kernel rewrites, flags %s, driver %s (end to end: %s)", len(comp.kept),
+                 " ".join(comp.flags), comp.driver, comp.verdict.reason if comp.verdict else "-")
         compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
