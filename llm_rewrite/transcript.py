@@ -64,11 +64,14 @@ class TranscriptWriter:
 
     def __init__(self, path: Path, header: dict[str, Any], secrets: tuple[str, ...] = ()):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.secrets = tuple(s for s in secrets if s)
         self._lock = threading.Lock()
         self._seq = 0
-        self._file = self.path.open("w", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write the transcript {self.path}: {exc.strerror or exc}") from None
         self._write({"type": "header", "format": FORMAT_VERSION,
                      "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                      **header})

@@ -471,3 +471,17 @@ def test_next_kernels_first_rounds_are_asked_while_the_current_one_is_checked(tm
         proposer.close()
     records = read_transcript(tmp_path / "t.jsonl").requests
     assert sorted(r["kernel"] for r in records) == sorted([k1.hash, k2.hash])
+
+
+def test_unwritable_or_malformed_transcripts_are_user_errors(tmp_path):
+    from mlirforge.llm_rewrite.transcript import TranscriptWriter
+
+    with pytest.raises(UserError, match="cannot write the transcript"):
+        TranscriptWriter(tmp_path, {"model": "m"})
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"type": "header", "format": 1}\n{"type": "request", "seq": 1\n')
+    with pytest.raises(UserError, match=r"t.jsonl:2: not a JSON line"):
+        read_transcript(bad)
+    bad.write_text('{"type": "request", "seq": 1, "purpose": "kernel"}\n')
+    with pytest.raises(UserError, match="no header line"):
+        read_transcript(bad)

@@ -14,6 +14,7 @@ round should get its chance.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mlirforge.llm_rewrite.answers import parse_answer
@@ -21,6 +22,8 @@ from mlirforge.llm_rewrite.prompts.build import KERNEL_KINDS, MODULE_KINDS
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.transcript import read_transcript
 from mlirforge.llm_rewrite.types import Candidate, Kernel
+
+log = logging.getLogger("mlirforge.llm_rewrite")
 
 
 class ReplayProposer(Proposer):
@@ -37,6 +40,13 @@ class ReplayProposer(Proposer):
 
     def drain_rejections(self, kernel_hash: str | None) -> list[str]:
         return self._pending.pop(kernel_hash, [])
+
+    def prepare(self, kernels: list[Kernel], n: int) -> None:
+        recorded = {r.get("kernel") for r in self.transcript.requests}
+        if kernels and not any(k.hash in recorded for k in kernels):
+            log.warning("mlirforge: the transcript %s has no requests for this model's kernels "
+                        "(recorded for another model or other flags?); nothing to replay for them",
+                        self.transcript.path)
 
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         return self._replay("kernel", kernel.hash, KERNEL_KINDS)
