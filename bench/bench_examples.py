@@ -53,7 +53,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -72,7 +71,7 @@ from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.versions import tool_versions
 from mlirforge.numerics import compare_outputs
-from mlirforge.timing import interleaved_times
+from mlirforge.timing import interleaved_times, spread_us
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 DEFAULT_EXAMPLES = ("mlp", "cnn", "transformer_block", "unsupported_op")
@@ -240,13 +239,8 @@ def stats_difference(before: dict[str, float], after: dict[str, float]) -> dict[
 
 def summarize(samples_s: Sequence[float]) -> Timing:
     """Median and p10/p90 of per-call seconds, in microseconds."""
-    us = [s * 1e6 for s in samples_s]
-    if len(us) >= 2:
-        deciles = statistics.quantiles(us, n=10, method="inclusive")
-        p10, p90 = deciles[0], deciles[-1]
-    else:
-        p10 = p90 = us[0]
-    return Timing(samples_us=us, median_us=statistics.median(us), p10_us=p10, p90_us=p90)
+    median, p10, p90 = spread_us(samples_s)
+    return Timing(samples_us=[s * 1e6 for s in samples_s], median_us=median, p10_us=p10, p90_us=p90)
 
 
 def first_call(

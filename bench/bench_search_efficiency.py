@@ -396,46 +396,21 @@ def run_kernel(
         )
     )
 
-    curves = [
-        run_search(
-            "heuristic",
-            get_proposer("heuristic"),
-            kernel,
-            settings,
-            workdir,
-            cache,
-            args.search_evals,
-            args.per_round,
-            args.patience,
-            spec.label,
-        )
-    ]
+    def search(name, proposer):
+        return run_search(name, proposer, kernel, settings, workdir, cache, args.search_evals,
+                          args.per_round, args.patience, spec.label)
+
+    curves = [search("heuristic", get_proposer("heuristic"))]
     if args.transcript:
         try:
-            replay = get_proposer("replay", transcript=str(args.transcript))
+            curve = search("llm-replay", get_proposer("replay", transcript=str(args.transcript)))
+            if not curve.evaluations:
+                curve.status = "not available"
+                curve.error = curve.error or "the transcript has no rounds for this kernel"
+            curves.append(curve)
         except Exception as exc:  # noqa: BLE001
+            traceback.print_exc(file=sys.stderr)
             curves.append(Curve("llm-replay", status="not available", error=S.first_line(exc)))
-        else:
-            try:
-                curve = run_search(
-                    "llm-replay",
-                    replay,
-                    kernel,
-                    settings,
-                    workdir,
-                    cache,
-                    args.search_evals,
-                    args.per_round,
-                    args.patience,
-                    spec.label,
-                )
-                if not curve.evaluations:
-                    curve.status = "not available"
-                    curve.error = curve.error or "the transcript has no rounds for this kernel"
-                curves.append(curve)
-            except Exception as exc:  # noqa: BLE001
-                traceback.print_exc(file=sys.stderr)
-                curves.append(Curve("llm-replay", status="not available", error=S.first_line(exc)))
     else:
         curves.append(Curve("llm-replay", status="not run", error="no --transcript given"))
     curves.append(random_curve(result.sweep, result.optimum))
@@ -692,19 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started, 1),
         "estimated_seconds": round(estimate),
     }
-    print(render_text(report, results), end="")
-    print(
-        f"total {report['total_seconds']:.0f} s (estimated {report['estimated_seconds']} s)",
-        file=sys.stderr,
-    )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(to_json(report, results))
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(render_markdown(report, results))
-        print(f"wrote {args.markdown}", file=sys.stderr)
+    S.emit(report, results, args, render_text, to_json, render_markdown)
     return 0
 
 

@@ -416,13 +416,11 @@ class WorkloadResult:
 
 
 def summarize(samples_s: Sequence[float]) -> Timing:
-    us = [s * 1e6 for s in samples_s]
-    if len(us) >= 2:
-        deciles = statistics.quantiles(us, n=10, method="inclusive")
-        p10, p90 = deciles[0], deciles[-1]
-    else:
-        p10 = p90 = us[0]
-    return Timing(samples_us=us, median_us=statistics.median(us), p10_us=p10, p90_us=p90)
+    """Median and p10/p90 of per-call seconds, in microseconds."""
+    from mlirforge.timing import spread_us
+
+    median, p10, p90 = spread_us(samples_s)
+    return Timing(samples_us=[s * 1e6 for s in samples_s], median_us=median, p10_us=p10, p90_us=p90)
 
 
 def paired_bootstrap(
@@ -1185,20 +1183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.worker_out.write_text(json.dumps(json_safe(dataclasses.asdict(result))))
         return 0
     report, results = run_all(args)
-    print(render_text(report, results), end="")
+    emit(report, results, args, render_text, to_json, render_markdown)
+    return 0
+
+
+def emit(report: dict[str, Any], results, args: argparse.Namespace, text, as_json, markdown) -> None:
+    """The console table and totals, then --json and --markdown files (both benches' outputs)."""
+    print(text(report, results), end="")
     print(
         f"total {report['total_seconds']:.0f} s (estimated {report['estimated_seconds']} s)",
         file=sys.stderr,
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(to_json(report, results))
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(render_markdown(report, results))
-        print(f"wrote {args.markdown}", file=sys.stderr)
-    return 0
+    for path, render in ((args.json, as_json), (args.markdown, markdown)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(report, results))
+            print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ TRANSCRIPT = "transcript.jsonl"
 
 def _transcript_of(proposer) -> str | None:
     """The LLM transcript the proposer wrote (llm) or replayed (replay), to keep in the artifact."""
-    path = getattr(proposer, "transcript_path", None) or getattr(getattr(proposer, "transcript", None), "path", None)
+    path = proposer.transcript_file
     return Path(path).read_text(encoding="utf-8") if path and Path(path).is_file() else None
 
 
@@ -261,7 +261,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         "proposer": proposer.name,
         "budget_s": config.budget_s,
         "transcript": TRANSCRIPT if transcript is not None else None,
-        "llm": _llm_usage(proposer),
+        "llm": proposer.usage(),
         "stopped": result.search.stopped or None,
         "rejected_answers": result.search.rejected_answers,
         "evaluations": result.search.evaluations,
@@ -289,7 +289,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         interrupted=result.search.interrupted,
         stopped=result.search.stopped,
         rejected_answers=result.search.rejected_answers,
-        llm=_llm_usage(proposer),
+        llm=proposer.usage(),
     )
     if time_it and source:
         from mlirforge.measure import measure_in_subprocess
@@ -301,14 +301,6 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         summary.unoptimized_us = figures["unoptimized_us"]
         summary.optimized_us = figures["optimized_us"]
     return summary
-
-
-def _llm_usage(proposer) -> dict | None:
-    """Requests, tokens and seconds an LLM proposer spent (None for other proposers)."""
-    client = getattr(proposer, "client", None)
-    if client is None:
-        return None
-    return {"model": client.settings.model, **client.budget.to_json()}
 
 
 def _kernel_row(kr) -> dict:

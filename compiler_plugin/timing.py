@@ -30,3 +30,12 @@ def interleaved_times(
 
 def median_us(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1e6
+
+
+def spread_us(samples: Sequence[float]) -> tuple[float, float, float]:
+    """(median, p10, p90) of per-call seconds, in microseconds (p10 = p90 = the one sample if alone)."""
+    us = [s * 1e6 for s in samples]
+    if len(us) < 2:
+        return us[0], us[0], us[0]
+    deciles = statistics.quantiles(us, n=10, method="inclusive")
+    return statistics.median(us), deciles[0], deciles[-1]

@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -217,28 +216,7 @@ def test_missing_endpoint_is_a_clear_error_and_the_default_stays_offline(monkeyp
 
 # -- end to end ------------------------------------------------------------------
 
-MODEL_FILE = textwrap.dedent('''
-    import torch
-
-    class Model(torch.nn.Module):
-        """A matmul followed by steps that are exactly the identity: room for a verified rewrite."""
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.randn(64, 512))
-
-        def forward(self, x):
-            h = x @ self.w
-            for _ in range(40):
-                h = (h + h) * 0.5
-            return h
-
-    def get_inputs():
-        return [torch.randn(128, 64)]
-
-    def get_init_inputs():
-        return []
-''')
+MODEL_FILE = Path(__file__).parent / "data" / "identity_chain.py"
 
 
 def _matmul_result(mlir: str) -> str:
@@ -267,7 +245,7 @@ def slower_kernel(mlir: str, steps: int = 60) -> str:
     ret = re.search(r"return (%\w+) : (tensor<[^>]*>)", mlir)
     value, ty = ret.group(1), ret.group(2)
     ident = "affine_map<(d0, d1) -> (d0, d1)>"
-    body = [f"%half = arith.constant 5.000000e-01 : f32", f"%e = tensor.empty() : {ty}"]
+    body = ["%half = arith.constant 5.000000e-01 : f32", f"%e = tensor.empty() : {ty}"]
     for i in range(steps):
         body.append(
             f"%s{i} = linalg.generic {{indexing_maps = [{ident}, {ident}], iterator_types = [\"parallel\", \"parallel\"]}} "
@@ -329,8 +307,7 @@ def _kernel_verdicts(events):
 def test_llm_search_keeps_exactly_the_good_rewrite_and_replays_byte_for_byte(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    model_file = tmp_path / "identity_chain.py"
-    model_file.write_text(MODEL_FILE)
+    model_file = MODEL_FILE
     from mlirforge.api import optimize_model
     from mlirforge.kernelbench import load_model_file
 
@@ -415,8 +392,7 @@ def test_the_llm_budget_stops_the_search_cleanly(tmp_path, monkeypatch):
     from mlirforge.api import optimize_model
     from mlirforge.kernelbench import load_model_file
 
-    model_file = tmp_path / "identity_chain.py"
-    model_file.write_text(MODEL_FILE)
+    model_file = MODEL_FILE
     problem = load_model_file(model_file)
     events = []
     with ScriptedLLM(lambda body: Step(content="Let me think about tiling... no JSON today.")) as server:

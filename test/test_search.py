@@ -83,18 +83,12 @@ def test_malformed_candidate_and_hang_become_verdicts():
     assert not hung.accepted and "timed out" in hung.reason
 
 
-class _IdentityChain(torch.nn.Module):
-    """A matmul followed by steps that are exactly the identity: room for a verified rewrite."""
+def _identity_chain():
+    """The model of data/identity_chain.py and its input: room for a verified rewrite."""
+    from mlirforge.kernelbench import load_model_file
 
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.randn(64, 512))
-
-    def forward(self, x):
-        h = x @ self.w
-        for _ in range(40):
-            h = (h + h) * 0.5
-        return h
+    problem = load_model_file(DATA / "identity_chain.py")
+    return problem.model, problem.inputs[0]
 
 
 class _DropIdentitySteps(Proposer):
@@ -112,8 +106,7 @@ class _DropIdentitySteps(Proposer):
 
 def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    model, x = _identity_chain()
     config = CompileConfig(budget_s=60)
     events = []
     from mlirforge.api import optimize_model
@@ -143,8 +136,7 @@ def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(
 
 def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path))
-    torch.manual_seed(0)
-    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    model, x = _identity_chain()
     compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 10})
     calls = mlirforge.stats().iree_calls
     with torch.no_grad():
@@ -163,7 +155,7 @@ def test_a_failing_search_never_breaks_the_model(tmp_path, monkeypatch):
 
     from mlirforge.backend import FallbackWarning
 
-    model, x = _IdentityChain().eval(), torch.randn(128, 64)
+    model, x = _identity_chain()
     # No LLM proposer is available yet: the search fails, the model still runs compiled.
     compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "proposer": "llm"})
     calls = mlirforge.stats().iree_calls

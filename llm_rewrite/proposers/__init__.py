@@ -8,6 +8,7 @@ imported only when asked for.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 
@@ -50,6 +51,13 @@ class Proposer:
         candidate. An empty list from `propose` with rejections is a failed round, not
         an exhausted proposer."""
         return []
+
+    transcript_file: Path | None = None
+    """The LLM transcript this proposer wrote or replays, to keep in the artifact."""
+
+    def usage(self) -> dict | None:
+        """What the proposer spent (LLM requests, tokens, seconds), for the manifest; None if nothing metered."""
+        return None
 
     def close(self) -> None:
         """Release what the proposer holds (transcript files, HTTP clients)."""

@@ -56,9 +56,9 @@ class LLMProposer(Proposer):
         self.driver = driver
         self.drivers = DRIVERS
         self.passes_text = describe_passes(KERNEL_PASSES)
-        self.transcript_path = Path(transcript)
+        self.transcript_file = Path(transcript)
         self.transcript = TranscriptWriter(
-            self.transcript_path,
+            self.transcript_file,
             {"model": settings.model, "base_url": settings.base_url, "mlirforge": __version__,
              "temperature": settings.temperature, "max_tokens": settings.max_tokens},
             secrets=(settings.api_key,),
@@ -75,6 +75,9 @@ class LLMProposer(Proposer):
     @property
     def cache_tag(self) -> str:
         return f"llm:{self.settings.model}"
+
+    def usage(self) -> dict:
+        return {"model": self.settings.model, **self.client.budget.to_json()}
 
     def drain_rejections(self, kernel_hash: str | None) -> list[str]:
         with self._lock:

@@ -32,6 +32,7 @@ class ReplayProposer(Proposer):
 
     def __init__(self, transcript: str | Path):
         self.transcript = read_transcript(transcript)
+        self.transcript_file = self.transcript.path
         self._pending: dict[str | None, list[str]] = {}
 
     @property
