@@ -137,7 +137,19 @@ def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: s
 
 
 def aten_decompositions() -> dict[torch._ops.OperatorBase, Callable]:
-    """The decompositions torch-mlir expects before import (its own table)."""
+    """The decompositions applied before import: torch-mlir's own table, then ours.
+
+    Ours (`lowering.decompositions`) replace torch-mlir's lowering where it
+    departs from eager PyTorch's semantics (NaN propagation, precision of
+    statistics) and expand PyTorch's fused inference fast paths
+    (`lowering.fused_ops`) that torch-mlir cannot lower.
+    """
     from torch_mlir.extras.fx_decomp_util import get_decomposition_table
 
-    return get_decomposition_table()
+    from mlirforge.lowering.decompositions import SEMANTIC_DECOMPOSITIONS
+    from mlirforge.lowering.fused_ops import FUSED_OP_DECOMPOSITIONS
+
+    table = dict(get_decomposition_table())
+    table.update(SEMANTIC_DECOMPOSITIONS)
+    table.update(FUSED_OP_DECOMPOSITIONS)
+    return table
