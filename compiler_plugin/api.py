@@ -17,7 +17,7 @@ from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
 from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.torch_export import export_model
 from mlirforge.lowering.versions import tool_versions
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import check_against_eager
 from mlirforge.timing import interleaved_times, median_us
 
 log = logging.getLogger("mlirforge")
@@ -34,6 +34,7 @@ class CompileSummary:
     matches_eager: bool | None = None
     eager_us: float | None = None
     compiled_us: float | None = None
+    check_message: str = ""
 
     def lines(self) -> list[str]:
         out = [
@@ -43,8 +44,8 @@ class CompileSummary:
             f"parameters    {self.parameters} tensors, {self.parameter_bytes / 1e6:.2f} MB",
         ]
         if self.matches_eager is not None:
-            verdict = "matches eager" if self.matches_eager else "DOES NOT match eager"
-            out.append(f"check         {verdict} (max abs error {self.max_abs_error:.3g})")
+            verdict = "matches eager" if self.matches_eager else f"DOES NOT match eager: {self.check_message}"
+            out.append(f"check         {verdict} (max abs error {self.max_abs_error:.3g}; inputs checked unchanged)")
         if self.eager_us is not None and self.compiled_us is not None:
             out.append(
                 f"time/call     eager {self.eager_us:.1f} us, mlirforge {self.compiled_us:.1f} us "
@@ -86,11 +87,10 @@ def compile_model(
     if verify or time_it:
         artifact = load(out)
         with torch.no_grad():
-            expected = model(*inputs)
-            actual = artifact(*inputs)
             if verify:
-                ok, err, _ = compare_outputs(actual, expected)
-                summary.matches_eager, summary.max_abs_error = ok, err
+                check = check_against_eager(artifact, model, inputs)
+                summary.matches_eager, summary.max_abs_error = check.ok, check.max_abs_error
+                summary.check_message = check.message
             if time_it:
                 eager_t, ours_t = interleaved_times([lambda: model(*inputs), lambda: artifact(*inputs)])
                 summary.eager_us, summary.compiled_us = median_us(eager_t), median_us(ours_t)
@@ -342,6 +342,8 @@ def _manifest(opts, source, inputs, exported, compiled, low) -> dict:
         "source": source,
         "inputs": [tensor_spec(t) for t in inputs],
         "module_inputs": [user_index[p] for p in low.input_positions],
+        # Positions in the module's own inputs that it may write into: passed as copies.
+        "copy_inputs": list(compiled.copy_inputs()),
         "out_plan": out_plan,
         "out_spec": pytree.treespec_dumps(low.out_spec),
         "parameter_names": exported.parameter_names,

@@ -27,7 +27,9 @@ from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.runtime import IreeModule, write_parameter_archive
 
 FORMAT = "mlirforge-artifact"
-VERSION = 1
+# 2: `copy_inputs` (inputs the module may write, passed as copies); a v1
+# artifact cannot say which inputs it writes, so it is not loaded.
+VERSION = 2
 MANIFEST = "manifest.json"
 MODULE = "module.vmfb"
 PARAMETERS = "parameters.irpa"
@@ -132,8 +134,9 @@ def load(path: str | Path, driver: str | None = None) -> LoadedArtifact:
         raise UserError(f"{path}: not an mlirforge artifact (no {MANIFEST})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path / MANIFEST}:{exc.lineno}:{exc.colno}: error: {exc.msg}") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise UserError(f"{path}: unsupported artifact format {manifest.get('format')} v{manifest.get('version')}")
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION or "copy_inputs" not in manifest:
+        raise UserError(f"{path}: unsupported artifact format {manifest.get('format')} v{manifest.get('version')} "
+                        f"(this mlirforge reads {FORMAT} v{VERSION}; compile the model again)")
     vmfb = (path / manifest["module"]).read_bytes()
     archive = path / manifest["parameters"] if manifest.get("parameters") else None
     module = IreeModule(
@@ -141,5 +144,6 @@ def load(path: str | Path, driver: str | None = None) -> LoadedArtifact:
         driver=driver or manifest.get("driver", "local-sync"),
         parameters=() if archive is None else None,
         archive=archive,
+        copy_inputs=manifest["copy_inputs"],
     )
     return LoadedArtifact(path, manifest, module)

@@ -22,20 +22,21 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
     from mlirforge.kernelbench import load_model_file
     from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
     from mlirforge.lowering.runtime import IreeModule
-    from mlirforge.numerics import compare_outputs
+    from mlirforge.numerics import check_against_eager
     from mlirforge.timing import interleaved_times, median_us
 
     problem = load_model_file(model_file)
     artifact = load(artifact_dir)
     base = artifact.manifest["optimization"]["baseline"]
-    vmfb = compile_mlir((Path(artifact_dir) / base["mlir"]).read_text(), "auto", base["iree_flags"], ModuleCache()).vmfb
+    baseline = compile_mlir((Path(artifact_dir) / base["mlir"]).read_text(), "auto", base["iree_flags"], ModuleCache())
     params = artifact.manifest.get("parameters")
-    unopt = IreeModule(vmfb, driver=base["driver"], parameters=None if params else (),
-                       archive=Path(artifact_dir) / params if params else None)
+    unopt = IreeModule(baseline.vmfb, driver=base["driver"], parameters=None if params else (),
+                       archive=Path(artifact_dir) / params if params else None, copy_inputs=baseline.copy_inputs())
     model, inputs = problem.model, problem.inputs
     order = artifact.manifest["module_inputs"]
     with torch.no_grad():
-        ok, err, msg = compare_outputs(artifact(*inputs), model(*inputs))
+        check = check_against_eager(artifact, model, inputs)
+        ok, err, msg = check.ok, check.max_abs_error, check.message
         samples = interleaved_times(
             [lambda: model(*inputs), lambda: unopt(*[inputs[i] for i in order]), lambda: artifact(*inputs)],
             rounds=rounds, inner=inner,

@@ -272,12 +272,13 @@ def _graph_break_counter() -> dict[str, int]:
 
 
 def fallback_ops(messages: list[str]) -> list[str]:
-    """Op names from the backend's FallbackWarning texts ("...: aten.erfinv.default (1 node); ...")."""
+    """Op names from the backend's FallbackWarning texts ("...: aten.erfinv (1 node at m.py:3); the rest ...")."""
     ops = []
     for msg in messages:
-        m = re.search(r"run in eager PyTorch: (.*?); the rest", msg)
+        m = re.search(r"these ops run in eager PyTorch(?: by choice)?: (.*?); (?:the rest|why)", msg)
         if m:
-            ops += [re.sub(r"\s*\(\d+ nodes?\)$", "", part.strip()) for part in m.group(1).split(", ")]
+            ops += [re.sub(r"\s*\(\d+ nodes?[^)]*\)$", "", part.strip())
+                    for part in re.split(r", (?=[\w.]+ \()", m.group(1))]
     return ops
 
 
@@ -296,7 +297,7 @@ def classify(result: ProblemResult, ok: bool, message: str) -> None:
         eager_parts.append("dynamo graph break: " + "; ".join(result.graph_breaks))
     if result.iree_calls_per_call == 0:
         eager_parts.append("no IREE call: the model ran in eager PyTorch")
-    other = [w for w in result.fallback_warnings if "cannot be lowered" not in w]
+    other = [w for w in result.fallback_warnings if "these ops run in eager PyTorch" not in w]
     eager_parts += [w.removeprefix("mlirforge: ") for w in other]
     if eager_parts:
         result.status, result.reason = "fell-back", "; ".join(eager_parts)
@@ -384,7 +385,7 @@ def solve_one(path: Path, max_memory_mb: int, rounds: int, options: dict[str, An
 
     from mlirforge.kernelbench import load_model_file
     from mlirforge.lowering.errors import UserError
-    from mlirforge.numerics import compare_outputs
+    from mlirforge.numerics import check_against_eager
 
     try:
         problem = load_model_file(path)
@@ -394,20 +395,29 @@ def solve_one(path: Path, max_memory_mb: int, rounds: int, options: dict[str, An
         return result
     model, inputs = problem.model, problem.inputs
     with torch.no_grad():
-        _phase("eager")
-        try:
-            expected = model(*inputs)
-        except Exception as exc:
-            result.reason = _failure("eager forward failed", one_line(exc), max_memory_mb)
-            return result
-        _phase("compile")
+        eager_failed: list[str] = []
+
+        def eager(*args):
+            _phase("eager")
+            try:
+                return model(*args)
+            except Exception as exc:
+                eager_failed.append(one_line(exc))
+                raise
+
+        def first_call(*args):
+            _phase("compile")
+            return _compile_first_call(compiled, args, result)
+
         compiled = torch.compile(model, backend="mlirforge", options=options or None)
         try:
-            actual = _compile_first_call(compiled, inputs, result)
+            # Eager on copies, the compiled model on the inputs: outputs and inputs are compared.
+            check = check_against_eager(first_call, eager, inputs)
         except Exception as exc:
-            result.reason = _failure("compile failed", one_line(exc), max_memory_mb)
+            what = "eager forward failed" if eager_failed else "compile failed"
+            result.reason = _failure(what, eager_failed[0] if eager_failed else one_line(exc), max_memory_mb)
             return result
-        ok, result.max_abs_error, message = compare_outputs(actual, expected)
+        ok, result.max_abs_error, message = check.ok, check.max_abs_error, check.message
         _phase("time")
         try:
             # A later call that runs no IREE module is a fallback too: count before classifying.

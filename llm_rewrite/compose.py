@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, build_candidate_source, run_worker, verdict_from_reply, compile_or_reject, CandidateRejected
+from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, build_candidate_source, run_worker, verdict_from_reply, compile_or_reject, CandidateRejected, module_spec
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
@@ -53,11 +53,10 @@ def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], 
         cand = compile_or_reject(cand_mlir, flags, model.cache)
     except CandidateRejected as exc:
         return Verdict(cand_id, stage=exc.stage, reason=exc.reason)
-    rp, cp = model.workdir / f"ab-ref-{cand_id}.vmfb", model.workdir / f"ab-cand-{cand_id}.vmfb"
-    rp.write_bytes(ref)
-    cp.write_bytes(cand)
     spec = {"parameters": model.parameters, "driver": driver}
-    reply = run_worker({**spec, "vmfb": str(rp)}, {**spec, "vmfb": str(cp)}, model.inputs, model.depth,
+    ref_spec = module_spec(model.workdir / f"ab-ref-{cand_id}.vmfb", ref, **spec)
+    cand_spec = module_spec(model.workdir / f"ab-cand-{cand_id}.vmfb", cand, **spec)
+    reply = run_worker(ref_spec, cand_spec, model.inputs, model.depth,
                        dataclasses.replace(settings, driver=driver), model.workdir, check=False)
     return verdict_from_reply(cand_id, reply, settings)
 

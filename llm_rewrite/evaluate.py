@@ -22,7 +22,7 @@ from mlirforge.llm_rewrite.kernels import runnable_module
 from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
 from mlirforge.llm_rewrite.worker import DISTRIBUTIONS
 from mlirforge.lowering.errors import LoweringError
-from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
+from mlirforge.lowering.iree_compile import CompileResult, ModuleCache, compile_mlir
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._kernels import KERNEL_HASH, KERNEL_ROOT, function_type, op_name, walk_nested
 from mlirforge.passes._base import PassFailure
@@ -219,11 +219,18 @@ def _first_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
-def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None, timeout_s: float | None = None) -> bytes:
+def compile_or_reject(text: str, flags: list[str], cache: ModuleCache | None,
+                      timeout_s: float | None = None) -> CompileResult:
     try:
-        return compile_mlir(text, "auto", flags, cache, timeout_s=timeout_s).vmfb
+        return compile_mlir(text, "auto", flags, cache, timeout_s=timeout_s)
     except LoweringError as exc:
         raise CandidateRejected("build", exc.summary()) from None
+
+
+def module_spec(path: Path, compiled: CompileResult, **extra) -> dict:
+    """Write a compiled module for the worker; returns its spec (path, inputs to pass as copies, `extra`)."""
+    path.write_bytes(compiled.vmfb)
+    return {"vmfb": str(path), "copy_inputs": list(compiled.copy_inputs()), **extra}
 
 
 def run_worker(
@@ -324,10 +331,9 @@ def check_and_time(
     return retime(measure(settings), lambda s: measure(s, check=False), settings)
 
 
-def build_reference(text: str, settings: EvalSettings, cache: ModuleCache | None, path: Path) -> Path:
-    """Compile the unmodified module with the base flags once; candidates are timed against it."""
-    path.write_bytes(compile_mlir(text, "auto", list(settings.base_flags), cache).vmfb)
-    return path
+def build_reference(text: str, settings: EvalSettings, cache: ModuleCache | None, path: Path) -> dict:
+    """Compile the unmodified module with the base flags once; candidates are timed against it. Returns its spec."""
+    return module_spec(path, compile_mlir(text, "auto", list(settings.base_flags), cache))
 
 
 class KernelEvaluator:
@@ -338,9 +344,9 @@ class KernelEvaluator:
         self.settings = settings
         self.workdir = workdir
         self.cache = cache
-        self._reference: Path | None = None
+        self._reference: dict | None = None
 
-    def reference(self) -> Path:
+    def reference(self) -> dict:
         if self._reference is None:
             text = runnable_module(self.kernel, self.kernel.module)
             self._reference = build_reference(text, self.settings, self.cache, self.workdir / f"ref-{self.kernel.hash}.vmfb")
@@ -349,14 +355,13 @@ class KernelEvaluator:
     def evaluate(self, cand: Candidate) -> Verdict:
         try:
             text, flags = build_candidate_source(self.kernel, cand, self.settings)
-            vmfb = compile_or_reject(runnable_module(self.kernel, text), flags, self.cache, self.settings.timeout_s)
+            compiled = compile_or_reject(runnable_module(self.kernel, text), flags, self.cache, self.settings.timeout_s)
         except CandidateRejected as exc:
             return Verdict(cand.id, stage=exc.stage, built=exc.stage not in ("parse", "signature", "build"),
                            reason=f"{exc.stage}: {exc.reason}")
-        path = self.workdir / f"cand-{cand.id}.vmfb"
-        path.write_bytes(vmfb)
+        candidate = module_spec(self.workdir / f"cand-{cand.id}.vmfb", compiled)
         verdict = check_and_time(
-            cand.id, {"vmfb": str(self.reference())}, {"vmfb": str(path)}, self.kernel.call_inputs,
+            cand.id, self.reference(), candidate, self.kernel.call_inputs,
             self.kernel.reduction_depth, self.settings, self.workdir, weights=self.kernel.weights,
         )
         verdict.equivalence.setdefault("flags", flags)
@@ -379,26 +384,25 @@ class ModelEvaluator:
         self.settings = settings
         self.workdir = workdir
         self.cache = cache
-        self._reference: Path | None = None
+        self._reference: dict | None = None
 
-    def reference(self) -> Path:
+    def reference(self) -> dict:
         if self._reference is None:
             self._reference = build_reference(self.mlir, self.settings, self.cache, self.workdir / "model-ref.vmfb")
+            self._reference["parameters"] = self.parameters
         return self._reference
 
     def evaluate(self, cand_id: str, mlir: str, flags: list[str], driver: str | None = None) -> Verdict:
         try:
-            vmfb = compile_or_reject(mlir, flags, self.cache, self.settings.timeout_s)
+            compiled = compile_or_reject(mlir, flags, self.cache, self.settings.timeout_s)
         except CandidateRejected as exc:
             return Verdict(cand_id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
-        path = self.workdir / f"model-{cand_id}.vmfb"
-        path.write_bytes(vmfb)
-        candidate = {"vmfb": str(path), "parameters": self.parameters}
+        candidate = module_spec(self.workdir / f"model-{cand_id}.vmfb", compiled, parameters=self.parameters)
         if driver:
             candidate["driver"] = driver
 
         verdict = check_and_time(
-            cand_id, {"vmfb": str(self.reference()), "parameters": self.parameters}, candidate,
+            cand_id, self.reference(), candidate,
             self.inputs, self.depth, self.settings, self.workdir,
         )
         verdict.equivalence.setdefault("flags", flags)

@@ -45,8 +45,9 @@ def profile_kernels(kernels: list[Kernel], flags: list[str], driver: str = "loca
     """
     for kernel in kernels:
         try:
-            vmfb = compile_mlir(runnable_module(kernel, kernel.module), "auto", flags, cache).vmfb
-            module = IreeModule(vmfb, driver=driver, parameters=random_tensors(kernel.weights))
+            compiled = compile_mlir(runnable_module(kernel, kernel.module), "auto", flags, cache)
+            module = IreeModule(compiled.vmfb, driver=driver, parameters=random_tensors(kernel.weights),
+                                copy_inputs=compiled.copy_inputs())
             inputs = random_tensors(kernel.call_inputs)
             for _ in range(3):
                 module(*inputs)

@@ -19,9 +19,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlirforge.lowering.aliasing import written_inputs
 from mlirforge.lowering.fx_import import unsupported_ops_in
 from mlirforge.lowering.stages import cache_root, stage_failure
 from mlirforge.lowering.target import host_cpu
@@ -29,7 +30,10 @@ from mlirforge.lowering.versions import tool_versions
 
 log = logging.getLogger("mlirforge.lowering")
 
-INPUT_TYPES = {"linalg": "none", "torch": "torch", "auto": "auto"}
+# The linalg form is linalg on tensors plus torch-mlir's `tm_tensor` ops (scatter,
+# sort, scan: index_put, scatter_reduce, index_add, topk, cumsum); IREE's `auto`
+# input type converts those to its own `iree_linalg_ext` ops, `none` rejects them.
+INPUT_TYPES = {"linalg": "auto", "torch": "torch", "auto": "auto"}
 
 
 @dataclass
@@ -39,6 +43,12 @@ class CompileResult:
     cached: bool
     seconds: float
     command: list[str]
+    written_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per public function, the inputs the module may write into (`lowering.aliasing`):
+    the runtime passes copies of these."""
+
+    def copy_inputs(self, function: str = "main") -> tuple[int, ...]:
+        return self.written_inputs.get(function, ())
 
 
 def iree_compile_tool() -> str:
@@ -66,7 +76,12 @@ def module_key(mlir_text: str, flags: Sequence[str]) -> str:
 
 
 class ModuleCache:
-    """Compiled vmfbs on disk, one file per key; writes are atomic renames."""
+    """Compiled vmfbs on disk, one file per key beside a JSON sidecar; writes are atomic renames.
+
+    The sidecar holds what was learnt while compiling (the inputs the module
+    writes); an entry without it is a miss, so an old cache is recompiled
+    rather than trusted.
+    """
 
     def __init__(self, root: Path | None = None):
         self.root = (root or cache_root()) / "modules"
@@ -74,19 +89,27 @@ class ModuleCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.vmfb"
 
-    def get(self, key: str) -> bytes | None:
+    def _meta_path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> tuple[bytes, dict[str, tuple[int, ...]]] | None:
         try:
-            return self.path(key).read_bytes()
-        except OSError:
+            meta = json.loads(self._meta_path(key).read_text())
+            written = {name: tuple(int(i) for i in pos) for name, pos in meta["written_inputs"].items()}
+            return self.path(key).read_bytes(), written
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def put(self, key: str, vmfb: bytes) -> None:
+    def put(self, key: str, vmfb: bytes, written: dict[str, tuple[int, ...]]) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(vmfb)
-            os.replace(tmp, self.path(key))
+            # The vmfb first: a sidecar never announces a module that is not there.
+            for path, data in ((self.path(key), vmfb),
+                               (self._meta_path(key), json.dumps({"written_inputs": written}).encode())):
+                fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
         except OSError as exc:  # a full or read-only disk costs a recompile, nothing more
             log.warning("could not write the module cache at %s: %s", self.root, exc)
 
@@ -113,16 +136,18 @@ def compile_mlir(
         hit = cache.get(key)
         if hit is not None:
             log.debug("module cache hit %s", key[:12])
-            return CompileResult(hit, key, True, time.perf_counter() - start, [])
+            return CompileResult(hit[0], key, True, time.perf_counter() - start, [], hit[1])
     tool = iree_compile_tool()
     with tempfile.TemporaryDirectory(prefix="mlirforge-compile-") as tmp:
         src = Path(tmp) / "input.mlir"
         out = Path(tmp) / "module.vmfb"
         src.write_text(mlir_text)
         command = ["iree-compile", "input.mlir", "-o", "module.vmfb", *flags]
+        phases = Path(tmp) / "phases"
         try:
             proc = subprocess.run(
-                [tool, str(src), "-o", str(out), *flags],
+                # The phase dump is for `written_inputs` only; it changes nothing that is compiled.
+                [tool, str(src), "-o", str(out), *flags, f"--dump-compilation-phases-to={phases}"],
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
@@ -138,8 +163,16 @@ def compile_mlir(
                 "iree-compile", diagnostics, {"input.mlir": mlir_text}, command, unsupported_ops_in(diagnostics)
             )
         vmfb = out.read_bytes()
+        written = _written_inputs(phases)
     seconds = time.perf_counter() - start
     log.debug("iree-compile %.2fs (%s)", seconds, key[:12])
     if cache is not None:
-        cache.put(key, vmfb)
-    return CompileResult(vmfb, key, False, seconds, command)
+        cache.put(key, vmfb, written)
+    return CompileResult(vmfb, key, False, seconds, command, written)
+
+
+def _written_inputs(phases: Path) -> dict[str, tuple[int, ...]]:
+    stream = sorted(phases.glob("*.stream.mlir"))
+    if not stream:
+        raise RuntimeError(f"iree-compile wrote no stream phase into {phases}; cannot tell which inputs it writes")
+    return written_inputs(stream[0].read_text())

@@ -77,6 +77,9 @@ class IreeModule:
     key order (`p0`, `p1`, ...); `archive` is an alternative `.irpa` file.
     With `parameters=None` the context is created by the first
     `refresh_parameters` call, once the real weight tensors are known.
+    `copy_inputs` are the input positions the module may write into
+    (`CompileResult.copy_inputs()`, from `lowering.aliasing`): those are handed
+    to IREE as fresh copies, so the caller's tensors are never modified.
     """
 
     def __init__(
@@ -86,8 +89,10 @@ class IreeModule:
         function: str = "main",
         parameters: Sequence[torch.Tensor] | None = (),
         archive: Path | None = None,
+        copy_inputs: Sequence[int] = (),
     ):
         rt, instance, device = _runtime(driver)
+        self.copy_inputs = frozenset(copy_inputs)
         self._rt = rt
         self._device = device
         self._instance = instance
@@ -141,9 +146,11 @@ class IreeModule:
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         rt, device = self._rt, self._device
         args = rt.VmVariantList(len(inputs))
-        for t in inputs:
+        for i, t in enumerate(inputs):
             t = t.detach()
-            if not t.is_contiguous():
+            if i in self.copy_inputs:
+                t = t.clone(memory_format=torch.contiguous_format)
+            elif not t.is_contiguous():
                 t = t.contiguous()
             args.push_ref(device.from_dlpack_capsule(torch.utils.dlpack.to_dlpack(t)))
         results = rt.VmVariantList(1)
