@@ -41,24 +41,39 @@ _report_lock = threading.Lock()
 
 
 def _report_fallback(report: FallbackReport) -> None:
-    """Tell the user once per op (and once per reason) what runs eagerly."""
+    """Tell the user once per op (and once per reason) what runs eagerly, naming the model lines."""
     with _report_lock:
         new_ops = {op: n for op, n in report.ops.items() if op not in _reported}
         _reported.update(new_ops)
-        reason = report.whole_graph_reason
-        new_reason = reason is not None and reason not in _reported
-        if new_reason:
-            _reported.add(reason)
-    if new_ops:
-        listed = ", ".join(f"{op} ({n} node{'s' * (n > 1)})" for op, n in sorted(new_ops.items()))
+        news = [m for m in [report.whole_graph_reason, *report.compile_failures] if m and m not in _reported]
+        _reported.update(news)
+
+    def listed(ops) -> str:
+        parts = []
+        for op in sorted(ops):
+            n, where = new_ops[op], report.locations.get(op, [])
+            at = f" at {', '.join(where[:3])}{' ...' if len(where) > 3 else ''}" if where else ""
+            parts.append(f"{op} ({n} node{'s' * (n > 1)}{at})")
+        return ", ".join(parts)
+
+    chosen = [op for op in new_ops if op in report.by_choice]
+    failed = [op for op in new_ops if op not in report.by_choice]
+    if failed:
         warnings.warn(
-            f"mlirforge: these ops cannot be lowered and run in eager PyTorch: {listed}; "
-            "the rest of the graph is compiled",
+            f"mlirforge: these ops run in eager PyTorch: {listed(failed)}; the rest of the graph is compiled",
             FallbackWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if new_reason:
-        warnings.warn(f"mlirforge: a graph runs in eager PyTorch: {reason}", FallbackWarning, stacklevel=2)
+    if chosen:
+        why = "; ".join(f"{op}: {report.by_choice[op]}" for op in sorted(chosen))
+        warnings.warn(
+            f"mlirforge: these ops run in eager PyTorch by choice: {listed(chosen)}; why: {why}",
+            FallbackWarning,
+            stacklevel=3,
+        )
+    for message in news:
+        prefix = "a graph runs in eager PyTorch: " if message == report.whole_graph_reason else ""
+        warnings.warn(f"mlirforge: {prefix}{message}", FallbackWarning, stacklevel=3)
 
 
 def _static_positions(example_inputs: Sequence) -> list[int]:
@@ -177,7 +192,8 @@ class OptimizeOnFirstCall:
         compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
-        return CompiledGraph(lowered, IreeModule(compiled.vmfb, driver=comp.driver, parameters=None), compiled.key)
+        module = IreeModule(compiled.vmfb, driver=comp.driver, parameters=None, copy_inputs=compiled.copy_inputs())
+        return CompiledGraph(lowered, module, compiled.key)
 
 
 def _transcript_path():

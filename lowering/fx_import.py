@@ -84,8 +84,13 @@ def _format_diagnostic(diag, severity: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: str = "main") -> str:
+def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: str = "main",
+                    debug_info: bool = False) -> str:
     """Import an ATen-level FX graph; returns MLIR text in the requested form.
+
+    With `debug_info` every op keeps its source location (`loc("model.py":21:0)`,
+    from the FX node's stack trace), so a later compiler error names the model
+    line; without it the text is location-free and caches across edits.
 
     Placeholders need `meta["val"]` (FakeTensors), as produced by make_fx,
     aot_autograd and torch.export. Raises `LoweringError` naming the stage, with
@@ -133,7 +138,7 @@ def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: s
     run("torch-backend", TORCH_BACKEND_PIPELINE)
     if form == "linalg":
         run("linalg", LINALG_PIPELINE)
-    return module.operation.get_asm(enable_debug_info=False)
+    return module.operation.get_asm(enable_debug_info=debug_info)
 
 
 def aten_decompositions() -> dict[torch._ops.OperatorBase, Callable]:

@@ -24,13 +24,15 @@ from mlirforge.lowering.runtime import PARAMETER_SCOPE, parameter_key
 GRAPH_FUNC = "__mlirforge_graph"
 
 
-def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name: str = "main") -> str:
+def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name: str = "main",
+                    debug_info: bool = False) -> str:
     """Turn the listed arguments of `@func_name` into named IREE parameters.
 
     Parameter k (in the order of `param_arg_indices`) gets the key
     `parameter_key(k)`. Returns new MLIR text whose `@func_name` takes only the
-    remaining arguments, in their original order. Raises ValueError if the
-    function is missing or an index is out of range.
+    remaining arguments, in their original order (with `debug_info`, source
+    locations kept). Raises ValueError if the function is missing or an index
+    is out of range.
     """
     if not param_arg_indices:
         return mlir_text
@@ -86,7 +88,7 @@ def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name:
             module.body.append(op)
         if not module.operation.verify():
             raise ValueError("binding parameters produced an invalid module")
-        return module.operation.get_asm()
+        return module.operation.get_asm(enable_debug_info=debug_info)
 
 
 _VTENSOR = re.compile(r"^!torch\.vtensor<\[(?P<dims>[^\]]*)\],(?P<dtype>\w+)>$")

@@ -269,9 +269,10 @@ def test_every_problem_is_documented():
 def test_natural_order_and_fallback_parsing():
     names = [p.name for p in runner.problem_files(PROBLEMS, None)]
     assert names[:2] == ["1_matmul.py", "2_matmul_tall.py"] and names[-2:] == ["10_too_large.py", "11_broken.py"]
-    msg = ("mlirforge: these ops cannot be lowered and run in eager PyTorch: aten.erfinv (1 node), "
-           "aten.foo.default (2 nodes); the rest of the graph is compiled")
-    assert runner.fallback_ops([msg]) == ["aten.erfinv", "aten.foo.default"]
+    msg = ("mlirforge: these ops run in eager PyTorch: aten.erfinv (1 node at m.py:3), "
+           "aten.foo.default (2 nodes at m.py:4, m.py:9); the rest of the graph is compiled")
+    chosen = "mlirforge: these ops run in eager PyTorch by choice: aten.topk (1 node); why: aten.topk: slow"
+    assert runner.fallback_ops([msg, chosen]) == ["aten.erfinv", "aten.foo.default", "aten.topk"]
 
 
 def test_skip_reason_compares_with_bound_and_ram():
