@@ -202,12 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-o", "--output", required=True, help="artifact directory")
     opt.add_argument("--budget-s", type=float, dest="budget_s", help="search budget in seconds (default 60)")
     opt.add_argument("--proposer", choices=["auto", "heuristic", "llm", "replay"],
-                     help="default auto: llm when OPENAI_BASE_URL and MLIRFORGE_MODEL are set, else heuristic (offline)")
+                     help="default auto: llm when OPENAI_BASE_URL is set and a model is configured or is "
+                     "the endpoint's only one, else heuristic (offline)")
     opt.add_argument("--transcript", help="transcript to replay (--proposer replay); the llm proposer's is "
                      "always kept in the artifact as transcript.jsonl (and also written here if given)")
     opt.add_argument("--patience", type=int, help="rounds without a better verified rewrite before a kernel's search stops (default 2)")
     opt.add_argument("--llm-base-url", dest="llm_base_url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
-    opt.add_argument("--llm-model", dest="llm_model", help="model name (default $MLIRFORGE_MODEL)")
+    opt.add_argument("--llm-model", dest="llm_model", help="model name (default $MLIRFORGE_MODEL, else the endpoint's only model)")
     opt.add_argument("--llm-max-requests", dest="llm_max_requests", type=int, help="request budget (default 60)")
     opt.add_argument("--llm-max-tokens", dest="llm_max_tokens", type=int, help="token budget, prompt + completion (default 400000)")
     opt.add_argument("--llm-timeout-s", dest="llm_timeout_s", type=float, help="per-request timeout (default 120)")

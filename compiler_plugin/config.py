@@ -31,8 +31,9 @@ class CompileConfig:
     optimize: bool = False
     """Search verified rewrites (torch.compile backend; the driver's `optimize` always does)."""
     proposer: str = "auto"
-    """`auto`: the LLM when an endpoint and model are configured (OPENAI_BASE_URL and
-    MLIRFORGE_MODEL, or llm_base_url/llm_model), else the offline heuristic."""
+    """`auto`: the LLM when an endpoint is configured (OPENAI_BASE_URL or llm_base_url) and
+    so is a model (MLIRFORGE_MODEL or llm_model) or the endpoint lists exactly one; else the
+    offline heuristic. Without an endpoint, nothing touches the network."""
     budget_s: float = 60.0
     """Wall-clock seconds the search may spend per model (or per graph)."""
     min_gain: float = 0.03
@@ -46,7 +47,7 @@ class CompileConfig:
     llm_base_url: str = ""
     """OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)."""
     llm_model: str = ""
-    """Model name sent to the endpoint (default: $MLIRFORGE_MODEL)."""
+    """Model name sent to the endpoint (default: $MLIRFORGE_MODEL, else the only model the endpoint lists)."""
     llm_timeout_s: float = 120.0
     llm_max_retries: int = 4
     llm_concurrency: int = 2
@@ -78,15 +79,31 @@ class CompileConfig:
 
     @property
     def llm_configured(self) -> bool:
-        from mlirforge.llm_rewrite.llm_client import ENV_BASE_URL, ENV_MODEL
+        """An endpoint is configured (no network: a missing model may still be picked from the endpoint)."""
+        from mlirforge.llm_rewrite.llm_client import ENV_BASE_URL
 
-        return bool((self.llm_base_url or os.environ.get(ENV_BASE_URL)) and (self.llm_model or os.environ.get(ENV_MODEL)))
+        return bool(self.llm_base_url or os.environ.get(ENV_BASE_URL))
 
     @property
     def resolved_proposer(self) -> str:
-        if self.proposer == "auto":
-            return "llm" if self.llm_configured else "heuristic"
-        return self.proposer
+        if self.proposer != "auto":
+            return self.proposer
+        if not self.llm_configured:
+            return "heuristic"  # offline: no endpoint, no network, no key
+        from mlirforge.llm_rewrite import llm_client
+
+        if self.llm_model or os.environ.get(llm_client.ENV_MODEL):
+            return "llm"
+        base_url = self.llm_base_url or os.environ[llm_client.ENV_BASE_URL]
+        if not base_url.startswith(("http://", "https://")):
+            return "llm"  # make_proposer says what is wrong with it
+        pick = llm_client.pick_model(base_url, llm_client.api_key_from_env(),
+                                     min(llm_client.LIST_TIMEOUT_S, self.llm_timeout_s))
+        if pick.model:
+            return "llm"
+        llm_client.note_once(f"an LLM endpoint is configured but no model, and {pick.problem}; using the offline "
+                             f"heuristic proposer; to use the LLM, set {llm_client.CHOOSE_MODEL}")
+        return "heuristic"
 
     def make_proposer(self, transcript_out: Path | None = None):
         """The configured proposer. `transcript_out`: where the LLM records its transcript

@@ -10,12 +10,20 @@ reported to the caller, so the transcript shows what happened.
 The budget (requests, tokens, wall-clock seconds) is checked before every
 request; when it is spent, `BudgetSpent` is raised and the search stops
 cleanly, keeping what it verified. Nothing here knows about kernels.
+
+The model need not be configured when the endpoint serves only one:
+`pick_model` asks the endpoint's `GET /models` (OpenAI's "list models", which
+vLLM, llama.cpp server and Ollama serve) once per endpoint and process, and
+uses the model if exactly one is listed, saying so on the `mlirforge` logger.
+Several models, none, or a listing that fails are reported with the names
+and how to choose (`MLIRFORGE_MODEL` / `--llm-model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import email.utils
+import logging
 import os
 import random
 import threading
@@ -30,9 +38,14 @@ ENV_MODEL = "MLIRFORGE_MODEL"
 
 ENABLE_HINT = (
     f"to let an LLM propose kernels, point mlirforge at any OpenAI-compatible endpoint: "
-    f"export {ENV_BASE_URL}=http://host:port/v1 {ENV_MODEL}=<model> (and {ENV_API_KEY} if it needs one), "
-    f"then pass --proposer llm"
+    f"export {ENV_BASE_URL}=http://host:port/v1 (and {ENV_MODEL}=<model> unless the endpoint serves only one, "
+    f"{ENV_API_KEY} if it needs one); the default proposer `auto` then uses it (or pass --proposer llm)"
 )
+CHOOSE_MODEL = f"{ENV_MODEL}=<model> or --llm-model <model> (option llm_model)"
+LIST_TIMEOUT_S = 30.0
+"""At most this long for listing the endpoint's models (no retries)."""
+
+log = logging.getLogger("mlirforge")
 
 
 class LLMError(RuntimeError):
@@ -65,20 +78,140 @@ class LLMSettings:
     max_total_tokens: int = 400_000
     max_seconds: float = 1800.0
 
+    model_picked: bool = False
+    """The model was not configured but picked: the only one the endpoint lists."""
+
     @classmethod
     def resolve(cls, base_url: str = "", model: str = "", **overrides: Any) -> LLMSettings:
-        """Settings from explicit values, else the environment; UserError saying how to enable it."""
+        """Settings from explicit values, else the environment; without a model, the endpoint's only one.
+
+        Raises UserError saying how to enable the LLM, or why no model could be picked and how to choose."""
         base_url = base_url or os.environ.get(ENV_BASE_URL, "")
         model = model or os.environ.get(ENV_MODEL, "")
-        missing = [name for name, value in ((ENV_BASE_URL, base_url), (ENV_MODEL, model)) if not value]
-        if missing:
-            raise UserError(f"the llm proposer needs {' and '.join(missing)} (or llm_base_url/llm_model in the "
-                            f"config); {ENABLE_HINT}")
+        if not base_url:
+            raise UserError(f"the llm proposer needs {ENV_BASE_URL} (or --llm-base-url, option llm_base_url); "
+                            f"{ENABLE_HINT}")
         if not base_url.startswith(("http://", "https://")):
             raise UserError(f"llm endpoint '{base_url}' is not an http(s) URL")
+        base_url = base_url.rstrip("/")
         # Many local servers need no key; the openai client insists on a non-empty one.
-        api_key = os.environ.get(ENV_API_KEY, "") or "unused"
-        return cls(base_url=base_url.rstrip("/"), model=model, api_key=api_key, **overrides)
+        api_key = api_key_from_env()
+        picked = False
+        if not model:
+            pick = pick_model(base_url, api_key, min(LIST_TIMEOUT_S, overrides.get("timeout_s", cls.timeout_s)))
+            if not pick.model:
+                raise UserError(pick.error())
+            model, picked = pick.model, True
+        return cls(base_url=base_url, model=model, api_key=api_key, model_picked=picked, **overrides)
+
+
+def api_key_from_env() -> str:
+    """$OPENAI_API_KEY, or a placeholder (the openai client insists on one; many local servers need none)."""
+    return os.environ.get(ENV_API_KEY, "") or "unused"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPick:
+    """What the endpoint's model list gave: the model to use, or why there is none."""
+
+    base_url: str
+    model: str = ""
+    models: tuple[str, ...] = ()
+    failure: str = ""
+    """Why the list could not be had ("" when it was)."""
+
+    @property
+    def problem(self) -> str:
+        """Why no model was picked, in a phrase ("" when one was)."""
+        if self.model:
+            return ""
+        if self.failure:
+            return f"listing the endpoint's models failed: {self.failure}"
+        where = f"the endpoint at {_display_url(self.base_url)}"
+        if not self.models:
+            return f"{where} lists no models"
+        return f"{where} lists {len(self.models)} models: {_names(self.models)}"
+
+    def error(self) -> str:
+        """The user error for an LLM proposer that has no model."""
+        if self.failure or not self.models:
+            return (f"the llm proposer needs a model: set {CHOOSE_MODEL}; it could not be picked automatically "
+                    f"because {self.problem}")
+        return f"the llm proposer needs a model, and {self.problem}; choose one with {CHOOSE_MODEL}"
+
+
+_picks: dict[tuple[str, str], ModelPick] = {}
+_picks_lock = threading.Lock()
+
+
+def pick_model(base_url: str, api_key: str = "", timeout_s: float = LIST_TIMEOUT_S) -> ModelPick:
+    """The endpoint's only model, or why there is none; asked once per endpoint and process.
+
+    A picked model is announced once (a warning on the `mlirforge` logger, which the CLI prints)."""
+    base_url = base_url.rstrip("/")
+    key = (base_url, api_key)
+    with _picks_lock:
+        if key in _picks:
+            return _picks[key]
+        try:
+            models = list_models(base_url, api_key, timeout_s)
+        except LLMError as exc:
+            pick = ModelPick(base_url, failure=str(exc))
+        else:
+            pick = ModelPick(base_url, models[0] if len(models) == 1 else "", models)
+        _picks[key] = pick
+    if pick.model:
+        log.warning("using model '%s', the only model the endpoint at %s lists", pick.model, _display_url(base_url))
+    return pick
+
+
+_noted: set[str] = set()
+
+
+def note_once(message: str) -> None:
+    """A warning on the `mlirforge` logger, once per process."""
+    with _picks_lock:
+        if message in _noted:
+            return
+        _noted.add(message)
+    log.warning("%s", message)
+
+
+def list_models(base_url: str, api_key: str = "", timeout_s: float = LIST_TIMEOUT_S) -> tuple[str, ...]:
+    """The model ids the endpoint lists at GET {base_url}/models (sorted). Raises LLMError saying why not."""
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0)
+    url = f"GET {_display_url(base_url)}/models"
+    try:
+        page = client.models.list()
+        data = page.data
+    except openai.APIStatusError as exc:
+        detail = _short(exc, 200).removeprefix(f"Error code: {exc.status_code} - ")
+        raise LLMError(f"{url}: HTTP {exc.status_code} ({detail})") from None
+    except openai.APITimeoutError:
+        raise LLMError(f"{url}: timed out after {timeout_s:.0f} s") from None
+    except openai.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        raise LLMError(f"{url}: connection failed ({_short(cause, 200)})") from None
+    except Exception as exc:  # a body that is not JSON, or JSON of another shape
+        raise LLMError(f"{url}: the answer is not a model list ({type(exc).__name__}: {_short(exc, 200)})") from None
+    ids = [getattr(m, "id", None) for m in data] if isinstance(data, list) else None
+    if ids is None or not all(isinstance(i, str) and i for i in ids):
+        raise LLMError(url + ': the answer is not a model list (expected {"data": [{"id": "<model>"}, ...]})')
+    return tuple(sorted(set(ids)))
+
+
+def _names(models: tuple[str, ...], limit: int = 20) -> str:
+    shown = ", ".join(models[:limit])
+    return shown + (f" and {len(models) - limit} more" if len(models) > limit else "")
+
+
+def _display_url(url: str) -> str:
+    """`url` without credentials (user:password@)."""
+    from mlirforge.llm_rewrite.transcript import scrub
+
+    return scrub(url)
 
 
 @dataclasses.dataclass

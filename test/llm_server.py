@@ -13,6 +13,11 @@ to send back:
 
 Every request is logged with its arrival and reply times, so tests can check
 retries, backoff and concurrency.
+
+`GET /v1/models` (OpenAI's "list models") lists `models` (default: one,
+"scripted-model"); `models_status=404` answers 404 instead, as servers without
+the route do, and `models_raw` sends those bytes as the body (garbage). Those
+requests go to `model_requests`, not `log`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,9 +51,15 @@ class Logged:
 
 
 class ScriptedLLM:
-    def __init__(self, respond: Callable[[dict[str, Any]], Step], port: int = 0):
+    def __init__(self, respond: Callable[[dict[str, Any]], Step], port: int = 0,
+                 models: Sequence[str] = ("scripted-model",), models_status: int = 200,
+                 models_raw: bytes | None = None):
         self.respond = respond
+        self.models = list(models)
+        self.models_status = models_status
+        self.models_raw = models_raw
         self.log: list[Logged] = []
+        self.model_requests: list[Logged] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -57,6 +68,22 @@ class ScriptedLLM:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def do_GET(self):
+                entry = Logged({"path": self.path}, {k.lower(): v for k, v in self.headers.items()},
+                               time.monotonic(), Step(status=server.models_status, raw=server.models_raw))
+                server.model_requests.append(entry)
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                elif server.models_raw is not None:
+                    self._send_bytes(server.models_status, server.models_raw)
+                elif server.models_status != 200:
+                    self._send(server.models_status, {"error": {"message": f"scripted {server.models_status}",
+                                                                "type": "scripted"}})
+                else:
+                    self._send(200, {"object": "list", "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "scripted"} for m in server.models]})
+                entry.replied = time.monotonic()
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))

@@ -8,7 +8,10 @@ malformed JSON, 429/500, hangs).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +25,7 @@ import mlirforge
 from llm_server import Queues, ScriptedLLM, Step, kernel_mlir_of
 from mlirforge.config import CompileConfig
 from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite import llm_client
 from mlirforge.llm_rewrite.llm_client import Budget, BudgetSpent, LLMClient, LLMError, LLMSettings
 from mlirforge.llm_rewrite.population import select
 from mlirforge.llm_rewrite.prompts import PromptError, render_text
@@ -204,14 +208,150 @@ def test_secrets_never_reach_the_transcript():
 def test_missing_endpoint_is_a_clear_error_and_the_default_stays_offline(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("MLIRFORGE_MODEL", raising=False)
+
+    def no_network(*args, **kw):
+        raise AssertionError("the models were listed although no endpoint is configured")
+
+    monkeypatch.setattr(llm_client, "list_models", no_network)
     assert CompileConfig().resolved_proposer == "heuristic"
-    with pytest.raises(UserError, match="needs OPENAI_BASE_URL and MLIRFORGE_MODEL"):
+    assert CompileConfig().make_proposer(Path("t.jsonl")).name == "heuristic"
+    with pytest.raises(UserError, match="needs OPENAI_BASE_URL .*MLIRFORGE_MODEL=<model> unless the endpoint"):
         CompileConfig(proposer="llm").make_proposer(Path("t.jsonl"))
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("MLIRFORGE_MODEL", "m")
     assert CompileConfig().resolved_proposer == "llm"
     with pytest.raises(UserError, match="no such transcript"):
         CompileConfig(proposer="replay", transcript="/nonexistent.jsonl").make_proposer()
+
+
+# -- the model: configured, or the endpoint's only one ----------------------------
+
+
+@pytest.fixture
+def endpoint_only(monkeypatch):
+    """OPENAI_BASE_URL is what the test sets; no model is configured."""
+    monkeypatch.delenv("MLIRFORGE_MODEL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    return monkeypatch
+
+
+def _notes(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "mlirforge"]
+
+
+def test_the_endpoints_only_model_is_used_and_the_user_is_told(endpoint_only, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="mlirforge")
+    with ScriptedLLM(lambda body: Step(content="no ideas"), models=["only-model"]) as server:
+        endpoint_only.setenv("OPENAI_BASE_URL", server.base_url)
+        assert CompileConfig().resolved_proposer == "llm"  # auto: an endpoint and the model it lists
+        proposer = CompileConfig().make_proposer(tmp_path / "t.jsonl")
+        assert proposer.settings.model == "only-model" and proposer.settings.model_picked
+        proposer.client.complete([{"role": "user", "content": "hi"}])
+        proposer.close()
+    assert [r.body["model"] for r in server.log] == ["only-model"]
+    # Listed once (through the real openai client, with the key), announced once.
+    assert [r.body["path"] for r in server.model_requests] == ["/v1/models"]
+    assert server.model_requests[0].headers.get("authorization") == f"Bearer {SECRET}"
+    assert _notes(caplog) == [f"using model 'only-model', the only model the endpoint at {server.base_url} lists"]
+    header = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+    assert header["model"] == "only-model" and header["model_picked"] is True
+
+
+def test_the_cli_says_which_model_it_picked_or_which_to_choose_from(endpoint_only, tmp_path):
+    def cli(base_url, model_file, *extra):
+        env = {**os.environ, "OPENAI_BASE_URL": base_url, "MLIRFORGE_CACHE_DIR": str(tmp_path / "cache")}
+        return subprocess.run(
+            [sys.executable, "-m", "mlirforge.cli", "optimize", str(model_file), "-o", str(tmp_path / "out"),
+             "--budget-s", "60", *extra], capture_output=True, text=True, env=env, timeout=300)
+
+    with ScriptedLLM(lambda body: Step(content="no ideas"), models=["alpha-7b", "beta-13b"]) as server:
+        proc = cli(server.base_url, MODEL_FILE, "--proposer", "llm")
+    assert proc.returncode == 1 and server.log == [], proc.stderr
+    assert ("mlirforge: error: the llm proposer needs a model, and the endpoint at " + server.base_url +
+            " lists 2 models: alpha-7b, beta-13b; choose one with MLIRFORGE_MODEL=<model> or --llm-model <model>"
+            ) in proc.stderr
+    # The proposer is chosen before the model file is read: a file that is no model keeps this test fast
+    # (the search itself with a picked model is the test above).
+    not_a_model = tmp_path / "empty.py"
+    not_a_model.write_text("")
+    with ScriptedLLM(lambda body: Step(content="no ideas"), models=["only-model"]) as server:
+        proc = cli(server.base_url, not_a_model)  # proposer auto
+    assert (f"mlirforge: using model 'only-model', the only model the endpoint at {server.base_url} lists\n"
+            f"mlirforge: optimizing {not_a_model} with the llm proposer") in proc.stderr, proc.stderr
+    assert proc.stderr.count("using model") == 1 and len(server.model_requests) == 1
+
+
+def test_several_listed_models_are_an_error_naming_them(endpoint_only, caplog):
+    caplog.set_level(logging.WARNING, logger="mlirforge")
+    with ScriptedLLM(lambda body: Step(content="no ideas"), models=["beta-13b", "alpha-7b"]) as server:
+        endpoint_only.setenv("OPENAI_BASE_URL", server.base_url)
+        with pytest.raises(UserError) as err:
+            CompileConfig(proposer="llm").make_proposer(Path("t.jsonl"))
+        # `auto` does not fail over it: it stays offline and says why and how to choose.
+        assert CompileConfig().resolved_proposer == "heuristic"
+    message = str(err.value)
+    assert f"the endpoint at {server.base_url} lists 2 models: alpha-7b, beta-13b" in message
+    assert "MLIRFORGE_MODEL=<model> or --llm-model <model>" in message
+    (note,) = _notes(caplog)
+    assert "lists 2 models: alpha-7b, beta-13b" in note and "heuristic" in note and "MLIRFORGE_MODEL" in note
+    assert server.log == [] and len(server.model_requests) == 1  # listed once per endpoint and process
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("server_kw, why", [
+    (dict(models_status=404), r"GET http://127\.0\.0\.1:\d+/v1/models: HTTP 404"),
+    (dict(models_raw=b"<html>It works!</html>"), r"/v1/models: the answer is not a model list"),
+    (dict(models_raw=b'{"data": [{"name": "x"}]}'), r"/v1/models: the answer is not a model list"),
+    (dict(models=[]), r"lists no models"),
+    (None, r"/v1/models: connection failed \(.*[Rr]efused"),
+])
+def test_a_failed_model_listing_says_the_model_must_be_set_and_why(endpoint_only, caplog, server_kw, why):
+    caplog.set_level(logging.WARNING, logger="mlirforge")
+    if server_kw is None:  # nothing listens there
+        endpoint_only.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_closed_port()}/v1")
+        with pytest.raises(UserError) as err:
+            CompileConfig(proposer="llm").make_proposer(Path("t.jsonl"))
+        assert CompileConfig().resolved_proposer == "heuristic"
+    else:
+        with ScriptedLLM(lambda body: Step(content="no ideas"), **server_kw) as server:
+            endpoint_only.setenv("OPENAI_BASE_URL", server.base_url)
+            with pytest.raises(UserError) as err:
+                CompileConfig(proposer="llm").make_proposer(Path("t.jsonl"))
+            assert CompileConfig().resolved_proposer == "heuristic"
+        assert server.log == [] and len(server.model_requests) == 1
+    message = str(err.value)
+    assert message.startswith("the llm proposer needs a model: set MLIRFORGE_MODEL=<model> or --llm-model <model>")
+    assert "could not be picked automatically because" in message and re.search(why, message), message
+    (note,) = _notes(caplog)
+    assert re.search(why, note) and "using the offline heuristic proposer" in note
+
+
+def test_an_explicit_model_is_used_without_listing(endpoint_only, tmp_path):
+    with ScriptedLLM(lambda body: Step(content="no ideas"), models=["listed-model"]) as server:
+        endpoint_only.setenv("OPENAI_BASE_URL", server.base_url)
+        explicit = CompileConfig.from_options({"llm_model": "explicit-model"})
+        assert explicit.resolved_proposer == "llm"
+        proposer = explicit.make_proposer(tmp_path / "a.jsonl")
+        assert proposer.settings.model == "explicit-model" and not proposer.settings.model_picked
+        proposer.close()
+        endpoint_only.setenv("MLIRFORGE_MODEL", "env-model")
+        assert CompileConfig().resolved_proposer == "llm"
+        proposer = CompileConfig(proposer="llm").make_proposer(tmp_path / "b.jsonl")
+        assert proposer.settings.model == "env-model"
+        proposer.close()
+        assert server.model_requests == []
+        # The same endpoint, no model configured: now, and only now, it is asked.
+        endpoint_only.delenv("MLIRFORGE_MODEL")
+        proposer = CompileConfig(proposer="llm").make_proposer(tmp_path / "c.jsonl")
+        assert proposer.settings.model == "listed-model"
+        proposer.close()
+    assert len(server.model_requests) == 1
 
 
 # -- end to end ------------------------------------------------------------------

@@ -59,7 +59,8 @@ class LLMProposer(Proposer):
         self.transcript_file = Path(transcript)
         self.transcript = TranscriptWriter(
             self.transcript_file,
-            {"model": settings.model, "base_url": settings.base_url, "mlirforge": __version__,
+            {"model": settings.model, "model_picked": settings.model_picked, "base_url": settings.base_url,
+             "mlirforge": __version__,
              "temperature": settings.temperature, "max_tokens": settings.max_tokens},
             secrets=(settings.api_key,),
         )
