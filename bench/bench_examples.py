@@ -70,7 +70,7 @@ from mlirforge.llm_rewrite.types import json_safe
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.versions import tool_versions
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import changed_inputs, clone_tree, compare_outputs
 from mlirforge.timing import interleaved_times, spread_us
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -251,6 +251,7 @@ def first_call(
     Fills `result`; returns False if the call raised.
     """
     before = stats_snapshot()
+    untouched = clone_tree(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -263,6 +264,8 @@ def first_call(
         finally:
             result.compile_s = time.perf_counter() - start
     result.ok, result.max_abs_error, result.check_message = compare_outputs(actual, expected)
+    if changed_inputs(inputs, untouched):
+        result.ok, result.check_message = False, f"modified input(s) {changed_inputs(inputs, untouched)}"
     if spec.is_mlirforge:
         result.stats_delta = stats_difference(before, stats_snapshot())
         result.fallback_warnings = [

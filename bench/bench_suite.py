@@ -496,7 +496,7 @@ def run_system_first_call(
     """Build, compile (first call) and check one system; returns its callable or None."""
     import mlirforge
     from mlirforge.backend import FallbackWarning
-    from mlirforge.numerics import compare_outputs
+    from mlirforge.numerics import changed_inputs, clone_tree, compare_outputs
 
     if spec.is_mlirforge:
         safe = "".join(c if c.isalnum() else "-" for c in spec.name)
@@ -512,6 +512,7 @@ def run_system_first_call(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             mem = MemoryTracker()
+            untouched = clone_tree(inputs)
             try:
                 fn = build_callable(spec, model)
                 with mem:
@@ -533,6 +534,8 @@ def run_system_first_call(
         logger.setLevel(old_level)
         logger.propagate = old_propagate
     result.ok, result.max_abs_error, result.check_message = compare_outputs(actual, expected)
+    if changed_inputs(inputs, untouched):
+        result.ok, result.check_message = False, f"modified input(s) {changed_inputs(inputs, untouched)}"
     if spec.is_mlirforge:
         after = dataclasses.asdict(mlirforge.stats())
         result.stats_delta = {k: round(after[k] - before[k], 3) for k in after}

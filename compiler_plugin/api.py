@@ -120,6 +120,12 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: CompileCon
     cache = ModuleCache() if opts.use_cache else None
     result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path))
     atomic_write_bytes(out_path, result.vmfb)
+    for function, written in sorted(result.written_inputs.items()):
+        if written:
+            # A bare vmfb has no runtime of ours around it to pass copies.
+            log.warning("mlirforge: %s: @%s writes into its input(s) %s (IREE ties in-place results to "
+                        "arguments); callers must pass copies they do not need back", path, function,
+                        ", ".join(str(i) for i in written))
     return result.seconds
 
 
