@@ -303,7 +303,7 @@ def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Ver
         if not v.equivalent:
             e = v.equivalence
             v.reason = f"not equivalent on {e.get('distribution')} inputs: {e.get('why') or 'values differ'}"
-            if e.get("max_error") is not None:
+            if e.get("max_error") is not None and e["max_error"] != float("inf"):  # inf: exact dtypes, listed in `why`
                 v.reason += f" (max error {e['max_error']:.3g}, tolerance {e.get('tolerance') or 0:.3g})"
             return v
     if reply.get("timing"):

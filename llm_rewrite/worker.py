@@ -80,8 +80,13 @@ def compare(ref: np.ndarray, got: np.ndarray, depth: int) -> dict:
     if ref.shape != got.shape or ref.dtype != got.dtype:
         return {"ok": False, "why": f"output is {got.dtype}{list(got.shape)}, expected {ref.dtype}{list(ref.shape)}"}
     if not np.issubdtype(ref.dtype, np.floating) and ref.dtype.name != "bfloat16":
-        same = bool(np.array_equal(ref, got))
-        return {"ok": same, "max_error": 0.0 if same else float("inf"), "tolerance": 0.0}
+        differ = np.argwhere(ref != got)
+        if not len(differ):
+            return {"ok": True, "max_error": 0.0, "tolerance": 0.0}
+        shown = "; ".join(f"at {tuple(int(i) for i in idx)} got {got[tuple(idx)].item()!r}, expected {ref[tuple(idx)].item()!r}"
+                          for idx in differ[:3])
+        return {"ok": False, "max_error": float("inf"), "tolerance": 0.0,
+                "why": f"{len(differ)} of {ref.size} elements differ: {shown}"}
     r, g = ref.astype(np.float64), got.astype(np.float64)
     if not np.array_equal(np.isnan(r), np.isnan(g)):
         return {"ok": False, "why": "NaN positions differ", "max_error": float("nan"), "tolerance": 0.0}
