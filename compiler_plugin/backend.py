@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
+from torch._functorch.aot_autograd import aot_export_joint_simple
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from mlirforge.config import CompileConfig
@@ -218,8 +219,51 @@ def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_in
     return make_boxed_func(fn)
 
 
+def _compile_inference(config: CompileConfig, gm: torch.fx.GraphModule, static: list[int]) -> Callable:
+    if config.optimize:
+        return OptimizeOnFirstCall(gm, static, config)
+    fn, report = compile_with_fallback(gm, static, config.lowering)
+    _report_fallback(report)
+    return fn
+
+
 def _eager_backward(gm: torch.fx.GraphModule, example_inputs):
     return make_boxed_func(gm)
+
+
+def _inference_graph(gm: torch.fx.GraphModule, example_inputs) -> tuple[torch.fx.GraphModule, list[int]] | None:
+    """dynamo's graph as a functional ATen graph for an inference call, with its static positions.
+
+    None when aot_autograd is needed: an input that requires grad while grad
+    mode is on (dynamo guards on both), symbolic shapes, a graph that writes
+    into its inputs, or an output that is a view of an input (aot_autograd's
+    runtime wrapper replays those; a compiled module alone would not).
+    """
+    tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    if len(tensors) != len(example_inputs) or any(_is_symbolic(x) for x in example_inputs):
+        return None
+    placeholders = list(gm.graph.find_nodes(op="placeholder"))
+    if any(_is_symbolic(n.meta.get("example_value")) for n in placeholders):
+        return None
+    fake_mode = torch._guards.detect_fake_mode(example_inputs) or torch._subclasses.FakeTensorMode()
+    with fake_mode:
+        fakes = tuple(fake_mode.from_tensor(x) for x in example_inputs)
+    try:
+        # aot_autograd's own inference export: functional ATen with our decompositions,
+        # and an error (not a calling-convention change) for input mutations and aliased outputs.
+        # Run through an Interpreter under preserve_node_meta, as aot_autograd does, so each ATen
+        # node keeps its stack trace: messages and located errors name the model's lines.
+        with torch.fx.traceback.preserve_node_meta():
+            aten = aot_export_joint_simple(lambda *args: torch.fx.Interpreter(gm).run(*args), fakes,
+                                           trace_joint=False, decompositions=aten_decompositions())
+    except RuntimeError as exc:
+        log.debug("mlirforge: inference export refused (%s); using aot_autograd", str(exc).splitlines()[0])
+        return None
+    static = [i for i, n in enumerate(placeholders) if n.meta.get("tensor_dict", {}).get("_dynamo_static_input_type")]
+    static += [i for i, x in enumerate(example_inputs) if isinstance(x, torch.nn.Parameter) and i not in static]
+    return aten, sorted(static)
 
 
 def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **kwargs):
@@ -227,10 +271,21 @@ def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **
 
     `options` (from `torch.compile(..., options=...)`) are validated by
     `CompileConfig.from_options`; a bad key raises `UserError` naming it.
+
+    Inference calls (grad off, or no input requiring grad) take the thin path:
+    the graph is traced to ATen here and dynamo calls the compiled module
+    directly, with no aot_autograd runtime wrapper. Everything else (training,
+    symbolic shapes, graphs that mutate or alias their inputs) goes through
+    aot_autograd, whose backward runs eagerly.
     """
     if kwargs:
         options = {**(options or {}), **kwargs}
     config = CompileConfig.load(options)
+    inference = _inference_graph(gm, example_inputs)
+    if inference is not None:
+        aten, static = inference
+        STATS.thin_path_graphs += 1
+        return _compile_inference(config, aten, static)
     compiler = aot_autograd(
         fw_compiler=lambda g, ex: _compile_forward(config, g, ex),
         bw_compiler=_eager_backward,

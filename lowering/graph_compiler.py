@@ -52,6 +52,7 @@ class CompileStats:
     iree_calls: int = 0
     eager_graphs: int = 0
     compile_seconds: float = 0.0
+    thin_path_graphs: int = 0  # graphs compiled for inference without aot_autograd (backend)
 
     def reset(self) -> None:
         for field in dataclasses.fields(self):
@@ -141,12 +142,27 @@ class CompiledGraph:
         self.lowered = lowered
         self.module = module
         self.key = key
+        if not lowered.param_positions and not module.parameters_current([]):
+            module.bind_parameters([])  # no weights: the context can be made now, not on the first call
+        # The call plan, computed once: most graphs return exactly the module's
+        # results, in order, as a tuple (dynamo's and aot_autograd's convention).
+        plan = lowered.out_plan
+        tuple_spec = pytree.tree_structure(tuple(range(len(plan))))
+        self._results_are_outputs = (
+            lowered.out_spec == tuple_spec and plan == [("computed", j) for j in range(len(plan))]
+        )
 
     def __call__(self, *args):
         low = self.lowered
-        self.module.refresh_parameters([args[i] for i in low.param_positions])
-        outs = self.module(*[args[i] for i in low.input_positions])
+        module = self.module
+        if low.param_positions:
+            params = [args[i] for i in low.param_positions]
+            if not module.parameters_current(params):
+                module.bind_parameters(params)
+        outs = module(*[args[i] for i in low.input_positions])
         STATS.iree_calls += 1
+        if self._results_are_outputs:
+            return tuple(outs)
         leaves = []
         for kind, value in low.out_plan:
             if kind == "computed":

@@ -1,0 +1,80 @@
+"""The thin inference call path: no aot_autograd wrapper when nothing needs grad, and aot_autograd
+whenever its runtime wrapper is needed (training, input mutation, outputs aliasing inputs)."""
+
+from __future__ import annotations
+
+import torch
+
+import mlirforge
+from mlirforge.numerics import check_against_eager
+
+from conftest import load_example
+
+
+def compiled_check(fn, inputs, grad: bool = False):
+    """(check, thin-path graphs compiled, IREE calls made) for one compiled call."""
+    compiled = torch.compile(fn, backend="mlirforge")
+    thin, calls = mlirforge.stats().thin_path_graphs, mlirforge.stats().iree_calls
+    with torch.set_grad_enabled(grad):
+        check = check_against_eager(compiled, fn, inputs)
+    return check, mlirforge.stats().thin_path_graphs - thin, mlirforge.stats().iree_calls - calls
+
+
+def test_no_grad_inference_takes_the_thin_path():
+    model, inputs = load_example("mlp")
+    check, thin, calls = compiled_check(model, inputs)
+    assert check.ok, check.message
+    assert thin == 1 and calls == 1
+
+
+def test_grad_mode_with_frozen_weights_is_inference_too():
+    model, inputs = load_example("mlp")
+    model.requires_grad_(False)
+    check, thin, _ = compiled_check(model, inputs, grad=True)
+    assert check.ok, check.message
+    assert thin == 1
+
+
+def test_training_goes_through_aot_autograd():
+    model, inputs = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge")
+    thin = mlirforge.stats().thin_path_graphs
+    out = compiled(*inputs)
+    assert out.requires_grad and mlirforge.stats().thin_path_graphs == thin
+    out.sum().backward()
+    assert model.fc1.weight.grad is not None
+
+
+def test_a_graph_that_writes_its_input_keeps_eagers_semantics():
+    def f(x):
+        x.mul_(2)
+        return x + 1
+
+    check, thin, _ = compiled_check(f, [torch.randn(8)])
+    assert check.ok, check.message  # the input is doubled, exactly as eager doubles its copy
+    assert thin == 0
+
+
+def test_an_output_that_is_a_view_of_an_input_stays_a_view():
+    def f(x):
+        return x.view(-1), x * 2
+
+    x = torch.randn(2, 3)
+    compiled = torch.compile(f, backend="mlirforge")
+    with torch.no_grad():
+        view, doubled = compiled(x)
+    view[0] = 42.0
+    assert x[0, 0] == 42.0, "the returned view does not alias the input as in eager"
+    torch.testing.assert_close(doubled[0, 1], x[0, 1] * 2)
+
+
+def test_weights_updated_in_place_are_rebound_on_the_thin_path():
+    model, inputs = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge")
+    with torch.no_grad():
+        compiled(*inputs)
+        thin = mlirforge.stats().thin_path_graphs
+        model.fc2.weight.mul_(0.5)
+        check = check_against_eager(compiled, model, inputs)
+    assert check.ok, check.message
+    assert mlirforge.stats().thin_path_graphs == thin, "an in-place update recompiled instead of rebinding"
