@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -37,17 +36,10 @@ class FallbackWarning(UserWarning):
     """Part of a model runs in eager PyTorch because mlirforge cannot lower it."""
 
 
-_reported: set[str] = set()
-_report_lock = threading.Lock()
-
-
 def _report_fallback(report: FallbackReport) -> None:
-    """Tell the user once per op (and once per reason) what runs eagerly, naming the model lines."""
-    with _report_lock:
-        new_ops = {op: n for op, n in report.ops.items() if op not in _reported}
-        _reported.update(new_ops)
-        news = [m for m in [report.whole_graph_reason, *report.compile_failures] if m and m not in _reported]
-        _reported.update(news)
+    """Tell the user, for each compiled graph, what of it runs eagerly and why, naming the model lines."""
+    new_ops = report.ops
+    news = [m for m in [report.whole_graph_reason, *report.compile_failures] if m]
 
     def listed(ops) -> str:
         parts = []
@@ -190,7 +182,14 @@ class OptimizeOnFirstCall:
         comp = result.composition
         log.info("mlirforge: search kept %d kernel rewrites, flags %s, driver %s (end to end: %s)", len(comp.kept),
                  " ".join(comp.flags), comp.driver, comp.verdict.reason if comp.verdict else "-")
-        compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
+        try:
+            compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
+        except LoweringError as exc:  # what the search kept must not break the user's model either
+            warnings.warn(f"mlirforge: the optimised graph failed to compile ({exc.summary()}); "
+                          "compiling without the search's rewrites", FallbackWarning, stacklevel=2)
+            fn, report = compile_with_fallback(self.gm, self.static, opts)
+            _report_fallback(report)
+            return fn
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
         module = IreeModule(compiled.vmfb, driver=comp.driver, parameters=None, copy_inputs=compiled.copy_inputs())

@@ -47,10 +47,17 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
 
 
 def measure_in_subprocess(model_file: str | Path, artifact_dir: str | Path, timeout_s: float = 300) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "mlirforge.measure", str(model_file), str(artifact_dir)],
-                          capture_output=True, text=True, timeout=timeout_s)
+    """Run `measure` in a fresh process; raises UserError (one line, naming the artifact) if it fails."""
+    from mlirforge.lowering.errors import UserError
+
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mlirforge.measure", str(model_file), str(artifact_dir)],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{artifact_dir}: timing the artifact took longer than {timeout_s:.0f} s") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"timing the artifact failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise UserError(f"{artifact_dir}: timing the artifact in a fresh process failed: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

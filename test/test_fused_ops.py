@@ -36,7 +36,7 @@ D_MODEL, HEADS, FFN, BATCH, SEQ = 64, 4, 128, 2, 8
 
 @pytest.fixture(autouse=True)
 def decomposed(monkeypatch):
-    """Counts calls of each fused-op decomposition; fresh FallbackWarning reporting."""
+    """Counts calls of each fused-op decomposition."""
     calls: collections.Counter = collections.Counter()
     for op, fn in list(FUSED_OP_DECOMPOSITIONS.items()):
         def spy(*args, _op=op, _fn=fn, **kwargs):
@@ -44,7 +44,6 @@ def decomposed(monkeypatch):
             return _fn(*args, **kwargs)
 
         monkeypatch.setitem(FUSED_OP_DECOMPOSITIONS, op, spy)
-    monkeypatch.setattr(backend, "_reported", set())  # warn again for ops seen by earlier tests
     return calls
 
 
