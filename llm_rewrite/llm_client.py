@@ -317,9 +317,17 @@ class LLMClient:
         self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "unused",
                                      timeout=settings.timeout_s, max_retries=0)
         self._openai = openai
+        self._closed = False
+
+    def close(self) -> None:
+        """Close the HTTP connections; a request still in flight in another thread fails at once."""
+        self._closed = True
+        self._client.close()
 
     def complete(self, messages: list[dict[str, str]]) -> Completion:
         """One completion, retried as the module docstring says. Raises LLMError or BudgetSpent."""
+        if self._closed:
+            raise LLMError("the LLM client was closed (the search stopped)")
         self.budget.take_request()
         with self._slots:
             return self._complete(messages)

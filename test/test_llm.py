@@ -153,6 +153,29 @@ def _client(server, **kw) -> LLMClient:
     return LLMClient(LLMSettings(**settings))
 
 
+def test_a_closed_proposer_never_holds_the_interpreter_at_exit():
+    # A request made ahead is still in flight (the server answers after 60 s) when the search stops.
+    with ScriptedLLM(lambda body: Step(delay_s=60, content="late")) as server:
+        script = (
+            "import sys, time\n"
+            "from mlirforge.llm_rewrite.llm_client import LLMClient, LLMSettings, LLMError\n"
+            "from mlirforge.llm_rewrite.proposers.llm import DaemonExecutor\n"
+            f"client = LLMClient(LLMSettings(base_url={server.base_url!r}, model='m', timeout_s=120, max_retries=0))\n"
+            "DaemonExecutor().submit(client.complete, [{'role': 'user', 'content': 'hi'}])\n"
+            "time.sleep(0.5)\n"
+            "client.close()\n"
+            "try:\n"
+            "    client.complete([{'role': 'user', 'content': 'again'}])\n"
+            "except LLMError as exc:\n"
+            "    print('refused:', exc)\n"
+        )
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: the LLM client was closed" in proc.stdout
+    assert time.monotonic() - start < 30, "the interpreter waited for the request in flight"
+
+
 def test_client_retries_429_after_retry_after_and_5xx_and_timeouts():
     steps = [Step(status=429, headers={"Retry-After": "1"}), Step(status=500), Step(delay_s=4, content="late"),
              Step(content="finally")]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from mlirforge.llm_rewrite import population
@@ -39,6 +39,24 @@ log = logging.getLogger("mlirforge.llm_rewrite")
 _FATAL_STATUSES = (401, 403, 404)
 MODULE_KEY = "module"
 
+
+
+class DaemonExecutor:
+    """Runs each submitted call on its own daemon thread (the caller bounds how many are in flight)."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - delivered to whoever waits on the future
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="llm-ahead", daemon=True).start()
+        return future
 
 class LLMProposer(Proposer):
     name = "llm"
@@ -68,7 +86,7 @@ class LLMProposer(Proposer):
         self._rejections: dict[str, list[str]] = {}
         self._pending: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonExecutor | None = None
         self._upcoming: list[Kernel] = []
         self._prefetched: dict[str, Future] = {}
         self._prefetch_n = 4
@@ -88,7 +106,7 @@ class LLMProposer(Proposer):
         if self.settings.concurrency < 2 or not kernels:
             return
         self._upcoming, self._prefetch_n = list(kernels), n
-        self._executor = ThreadPoolExecutor(max_workers=self.settings.concurrency - 1, thread_name_prefix="llm")
+        self._executor = DaemonExecutor()
         self._top_up(exclude=None)
 
     def _top_up(self, exclude: str | None) -> None:
@@ -174,7 +192,12 @@ class LLMProposer(Proposer):
             self._pending.setdefault(key, []).extend(reasons)
 
     def close(self) -> None:
-        if self._executor is not None:
-            # Requests still in flight finish on their own; their records are dropped.
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop asking: close the client (no new request starts) and the transcript.
+
+        A request made ahead and still in flight runs on a daemon thread: its
+        answer is dropped, and it never holds the interpreter at exit (a
+        ThreadPoolExecutor's threads are joined at exit, for up to the request
+        timeout, and an HTTP read cannot be interrupted from another thread).
+        """
+        self.client.close()
         self.transcript.close()
