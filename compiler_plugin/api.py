@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -192,7 +193,6 @@ def optimize_model(
     The artifact's manifest lists every kept rewrite with its equivalence and
     timing evidence. Raises UserError/LoweringError like `compile_model`.
     """
-    import shutil
     import tempfile
 
     from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
@@ -375,5 +375,8 @@ def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: 
     kernel = kernel_from_function_text(kernel_text, str(kernel_path))
     candidate = Candidate("kernel", {"mlir": Path(candidate_path).read_text()}, kernel.hash, proposer="user")
     cache = ModuleCache() if config.lowering.use_cache else None
-    evaluator = KernelEvaluator(kernel, config.eval_settings(), new_workdir(), cache)
-    return evaluator.evaluate(candidate)
+    workdir = new_workdir()
+    try:
+        return KernelEvaluator(kernel, config.eval_settings(), workdir, cache).evaluate(candidate)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
