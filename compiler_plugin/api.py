@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from mlirforge.artifact import atomic_write_bytes, load, tensor_spec, write_artifact
+from mlirforge.artifact import atomic_write_bytes, dump_out_spec, load, tensor_spec, write_artifact
 from mlirforge.config import CompileConfig
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.errors import UserError
@@ -124,7 +124,7 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: CompileCon
     for function, written in sorted(result.written_inputs.items()):
         if written:
             # A bare vmfb has no runtime of ours around it to pass copies.
-            log.warning("mlirforge: %s: @%s writes into its input(s) %s (IREE ties in-place results to "
+            log.warning("%s: @%s writes into its input(s) %s (IREE ties in-place results to "
                         "arguments); callers must pass copies they do not need back", path, function,
                         ", ".join(str(i) for i in written))
     return result.seconds
@@ -351,7 +351,7 @@ def _manifest(opts, source, inputs, exported, compiled, low) -> dict:
         # Positions in the module's own inputs that it may write into: passed as copies.
         "copy_inputs": list(compiled.copy_inputs()),
         "out_plan": out_plan,
-        "out_spec": pytree.treespec_dumps(low.out_spec),
+        **dump_out_spec(low.out_spec),
         "parameter_names": exported.parameter_names,
         "compile": {
             "form": opts.form,

@@ -24,7 +24,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from mlirforge.lowering.errors import UserError
-from mlirforge.lowering.runtime import IreeModule, write_parameter_archive
+from mlirforge.lowering.runtime import IreeModule, load_module, write_parameter_archive
 
 FORMAT = "mlirforge-artifact"
 # 2: `copy_inputs` (inputs the module may write, passed as copies); a v1
@@ -92,6 +92,24 @@ def write_artifact(
     return out_dir
 
 
+def _plain(tree):
+    """`torch.return_types.*` (structseqs, which pytree cannot serialise) as plain tuples, recursively."""
+    if isinstance(tree, tuple):
+        return tuple(_plain(x) for x in tree)
+    if isinstance(tree, list):
+        return [_plain(x) for x in tree]
+    if isinstance(tree, dict):
+        return {k: _plain(v) for k, v in tree.items()}
+    return tree
+
+
+def dump_out_spec(spec: pytree.TreeSpec) -> dict[str, Any]:
+    """The manifest's `out_spec` (and `out_structseq`: the `torch.return_types` name of a structseq result)."""
+    tree = pytree.tree_unflatten(list(range(spec.num_leaves)), spec)
+    structseq = type(tree).__name__ if type(tree).__module__ == "torch.return_types" else None
+    return {"out_spec": pytree.treespec_dumps(pytree.tree_structure(_plain(tree))), "out_structseq": structseq}
+
+
 def tensor_spec(t: torch.Tensor) -> dict[str, Any]:
     return {"shape": list(t.shape), "dtype": _dtype_name(t.dtype)}
 
@@ -122,7 +140,9 @@ class LoadedArtifact:
         leaves = []
         for kind, value in self.manifest["out_plan"]:
             leaves.append(outs[value] if kind == "computed" else tensors[value] if kind == "input" else value)
-        return pytree.tree_unflatten(leaves, self._out_spec)
+        out = pytree.tree_unflatten(leaves, self._out_spec)
+        structseq = self.manifest.get("out_structseq")
+        return getattr(torch.return_types, structseq)(out) if structseq else out
 
 
 def load(path: str | Path, driver: str | None = None) -> LoadedArtifact:
@@ -139,7 +159,7 @@ def load(path: str | Path, driver: str | None = None) -> LoadedArtifact:
                         f"(this mlirforge reads {FORMAT} v{VERSION}; compile the model again)")
     vmfb = (path / manifest["module"]).read_bytes()
     archive = path / manifest["parameters"] if manifest.get("parameters") else None
-    module = IreeModule(
+    module = load_module(
         vmfb,
         driver=driver or manifest.get("driver", "local-sync"),
         parameters=() if archive is None else None,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
+import torch.utils._pytree as pytree
 from torch._functorch.aot_autograd import aot_export_joint_simple
 from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -51,9 +52,10 @@ def _report_fallback(report: FallbackReport) -> None:
 
     chosen = [op for op in new_ops if op in report.by_choice]
     failed = [op for op in new_ops if op not in report.by_choice]
+    rest = "so does the rest of this graph" if report.all_eager else "the rest of the graph is compiled"
     if failed:
         warnings.warn(
-            f"mlirforge: these ops run in eager PyTorch: {listed(failed)}; the rest of the graph is compiled",
+            f"mlirforge: these ops run in eager PyTorch: {listed(failed)}; {rest}",
             FallbackWarning,
             stacklevel=3,
         )
@@ -149,7 +151,7 @@ class OptimizeOnFirstCall:
         from mlirforge.lowering.errors import LoweringError, UnsupportedOpError
         from mlirforge.lowering.graph_compiler import CompiledGraph, lower_graph
         from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
-        from mlirforge.lowering.runtime import IreeModule
+        from mlirforge.lowering.runtime import load_module
 
         opts = self.config.lowering
         try:
@@ -192,7 +194,7 @@ class OptimizeOnFirstCall:
             return fn
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
-        module = IreeModule(compiled.vmfb, driver=comp.driver, parameters=None, copy_inputs=compiled.copy_inputs())
+        module = load_module(compiled.vmfb, driver=comp.driver, parameters=None, copy_inputs=compiled.copy_inputs())
         return CompiledGraph(lowered, module, compiled.key)
 
 
@@ -246,6 +248,8 @@ def _inference_graph(gm: torch.fx.GraphModule, example_inputs) -> tuple[torch.fx
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
     if any(_is_symbolic(n.meta.get("example_value")) for n in placeholders):
         return None
+    if _outputs_share_memory(gm, example_inputs):
+        return None
     fake_mode = torch._guards.detect_fake_mode(example_inputs) or torch._subclasses.FakeTensorMode()
     with fake_mode:
         fakes = tuple(fake_mode.from_tensor(x) for x in example_inputs)
@@ -260,9 +264,22 @@ def _inference_graph(gm: torch.fx.GraphModule, example_inputs) -> tuple[torch.fx
     except RuntimeError as exc:
         log.debug("mlirforge: inference export refused (%s); using aot_autograd", str(exc).splitlines()[0])
         return None
+    if len(aten.graph.find_nodes(op="placeholder")) != len(example_inputs):
+        return None  # effect tokens (e.g. linalg.inv's): a calling convention only aot_autograd's wrapper keeps
     static = [i for i, n in enumerate(placeholders) if n.meta.get("tensor_dict", {}).get("_dynamo_static_input_type")]
     static += [i for i, x in enumerate(example_inputs) if isinstance(x, torch.nn.Parameter) and i not in static]
     return aten, sorted(static)
+
+
+def _outputs_share_memory(gm: torch.fx.GraphModule, example_inputs) -> bool:
+    """True if two outputs of the graph are views of one storage (`return y, y.t()`), run on fake tensors.
+
+    aot_autograd's runtime wrapper regenerates such views; a compiled module returns separate buffers.
+    """
+    with torch._subclasses.FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
+        outs = gm(*[mode.from_tensor(x) for x in example_inputs])
+    storages = [t.untyped_storage()._cdata for t in pytree.tree_leaves(outs) if isinstance(t, torch.Tensor)]
+    return len(set(storages)) < len(storages)
 
 
 def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **kwargs):

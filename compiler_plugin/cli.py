@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("input", help="model.py (KernelBench convention) or a .mlir file")
     comp.add_argument("-o", "--output", required=True, help="artifact directory (model.py) or .vmfb path (.mlir)")
     comp.add_argument("--form", choices=["linalg", "torch"], help="what torch-mlir hands IREE (default linalg)")
-    comp.add_argument("--driver", choices=["local-sync", "local-task"], help="IREE driver (default local-sync)")
+    comp.add_argument("--driver", choices=["auto", "local-sync", "local-task"],
+                      help="IREE driver (default auto: the faster of the two for this model, timed on first calls)")
     comp.add_argument("--iree-flag", action="append", metavar="FLAG", help="extra iree-compile flag (repeatable); replaces the defaults")
     comp.add_argument("--no-cache", action="store_true", help="do not read or write the module cache")
     comp.add_argument("--no-check", action="store_true", help="skip the comparison and timing against eager")
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--llm-timeout-s", dest="llm_timeout_s", type=float, help="per-request timeout (default 120)")
     opt.add_argument("--min-gain", type=float, dest="min_gain", help="required speedup CI lower bound - 1 (default 0.03)")
     opt.add_argument("--form", choices=["linalg", "torch"])
-    opt.add_argument("--driver", choices=["local-sync", "local-task"])
+    opt.add_argument("--driver", choices=["auto", "local-sync", "local-task"])
     opt.add_argument("--iree-flag", action="append", metavar="FLAG", help="base iree-compile flag (repeatable)")
     opt.add_argument("--no-cache", action="store_true", help="do not use the module cache")
     opt.set_defaults(func=_cmd_optimize)

@@ -127,7 +127,7 @@ class CompileConfig:
         if not where:
             raise UserError("the llm proposer needs a transcript path (option 'transcript')")
         return get_proposer("llm", settings=settings, transcript=where,
-                            base_flags=tuple(self.lowering.iree_flags), driver=self.lowering.driver)
+                            base_flags=tuple(self.lowering.iree_flags), driver=self.search_driver)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None, base: CompileConfig | None = None) -> CompileConfig:
@@ -186,9 +186,15 @@ class CompileConfig:
         from mlirforge.llm_rewrite.evaluate import EvalSettings
 
         return EvalSettings(
-            base_flags=tuple(self.lowering.iree_flags), driver=self.lowering.driver,
+            base_flags=tuple(self.lowering.iree_flags), driver=self.search_driver,
             min_gain=self.min_gain, rounds=self.timing_rounds,
         )
+
+    @property
+    def search_driver(self) -> str:
+        """The driver the search times under: `auto` is decided per graph at run time, so the
+        search starts from `local-sync` and may propose `local-task` itself."""
+        return "local-sync" if self.lowering.driver == "auto" else self.lowering.driver
 
 
 def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:

@@ -21,7 +21,7 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
     from mlirforge.artifact import load
     from mlirforge.kernelbench import load_model_file
     from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
-    from mlirforge.lowering.runtime import IreeModule
+    from mlirforge.lowering.runtime import load_module
     from mlirforge.numerics import check_against_eager
     from mlirforge.timing import interleaved_times, median_us
 
@@ -30,7 +30,7 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
     base = artifact.manifest["optimization"]["baseline"]
     baseline = compile_mlir((Path(artifact_dir) / base["mlir"]).read_text(), "auto", base["iree_flags"], ModuleCache())
     params = artifact.manifest.get("parameters")
-    unopt = IreeModule(baseline.vmfb, driver=base["driver"], parameters=None if params else (),
+    unopt = load_module(baseline.vmfb, driver=base["driver"], parameters=None if params else (),
                        archive=Path(artifact_dir) / params if params else None, copy_inputs=baseline.copy_inputs())
     model, inputs = problem.model, problem.inputs
     order = artifact.manifest["module_inputs"]

@@ -68,7 +68,8 @@ def compare_outputs(actual, expected) -> tuple[bool, float, str]:
     worst = 0.0
     for i, (a, e) in enumerate(zip(a_leaves, e_leaves)):
         if not isinstance(e, torch.Tensor):
-            if a != e:
+            both_nan = isinstance(a, float) and isinstance(e, float) and a != a and e != e
+            if a != e and not both_nan:
                 return False, float("inf"), f"output {i}: {a!r} != {e!r}"
             continue
         if a.shape != e.shape or a.dtype != e.dtype:
@@ -95,11 +96,13 @@ def clone_tree(tree):
 
 
 def changed_inputs(after: Sequence, reference: Sequence) -> list[int]:
-    """Positions whose tensor is not bitwise equal to the reference's."""
-    return [
-        i for i, (a, r) in enumerate(zip(after, reference))
-        if isinstance(a, torch.Tensor) and not bitwise_equal(a, r)
-    ]
+    """Positions whose input (a tensor, or any tensor nested in it) is not bitwise equal to the reference's."""
+    changed = []
+    for i, (a, r) in enumerate(zip(after, reference)):
+        pairs = zip(pytree.tree_leaves(a), pytree.tree_leaves(r))
+        if any(isinstance(x, torch.Tensor) and not bitwise_equal(x, y) for x, y in pairs):
+            changed.append(i)
+    return changed
 
 
 @dataclasses.dataclass

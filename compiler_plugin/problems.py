@@ -275,7 +275,7 @@ def fallback_ops(messages: list[str]) -> list[str]:
     """Op names from the backend's FallbackWarning texts ("...: aten.erfinv (1 node at m.py:3); the rest ...")."""
     ops = []
     for msg in messages:
-        m = re.search(r"these ops run in eager PyTorch(?: by choice)?: (.*?); (?:the rest|why)", msg)
+        m = re.search(r"these ops run in eager PyTorch(?: by choice)?: (.*?); (?:the rest|so does|why)", msg)
         if m:
             ops += [re.sub(r"\s*\(\d+ nodes?[^)]*\)$", "", part.strip())
                     for part in re.split(r", (?=[\w.]+ \()", m.group(1))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from mlirforge.lowering.partition import (
     ops_kept_eager_by_choice,
     partition,
 )
-from mlirforge.lowering.runtime import IreeModule
+from mlirforge.lowering.runtime import IreeModule, load_module
 
 log = logging.getLogger("mlirforge.lowering")
 
@@ -69,7 +70,7 @@ class LoweredGraph:
     mlir: str
     param_positions: list[int]  # placeholder positions bound to parameters p0, p1, ...
     input_positions: list[int]  # placeholder positions passed at each call
-    out_plan: list[tuple[str, object]]  # ("computed", j) | ("input", i) | ("const", v)
+    out_plan: list[tuple[str, object]]  # ("computed", j) | ("input", i) | ("const", v) | ("view", (j, chain))
     out_spec: pytree.TreeSpec
 
 
@@ -80,11 +81,15 @@ def _val(node: torch.fx.Node):
 def lower_graph(
     gm: torch.fx.GraphModule, static_positions: Sequence[int], options: LoweringOptions,
     debug_info: bool = False,
+    replay_views: bool = True,
 ) -> LoweredGraph:
     """Lower a graph to MLIR text with weights bound to parameters.
 
     `static_positions` are the placeholder positions holding weights/buffers;
-    `debug_info` keeps the model's source locations in the text.
+    `debug_info` keeps the model's source locations in the text. With
+    `replay_views`, an output that is a view of another output (`return y,
+    y.t()`) is not computed by IREE but replayed on that output at call time,
+    so the two share memory as in eager.
     Raises `LoweringError` (with `unsupported_ops` when torch-mlir named them)
     or `UnsupportedOpError` for graphs whose inputs are not all tensors.
     """
@@ -109,8 +114,18 @@ def lower_graph(
     index_of = {node: pos for pos, node in enumerate(placeholders)}
     computed: list[torch.fx.Node] = []
     plan: list[tuple[str, object]] = []
+    views = _views_of_outputs(leaves) if replay_views else {}
     for leaf in leaves:
-        if isinstance(leaf, torch.fx.Node) and leaf.op == "placeholder":
+        if leaf in views:
+            continue
+        if isinstance(leaf, torch.fx.Node) and isinstance(_val(leaf), torch.Tensor) and leaf.op != "placeholder":
+            if leaf not in computed:
+                computed.append(leaf)
+    for leaf in leaves:
+        if leaf in views:
+            base, chain = views[leaf]
+            plan.append(("view", (computed.index(base), chain)))
+        elif isinstance(leaf, torch.fx.Node) and leaf.op == "placeholder":
             plan.append(("input", index_of[leaf]))
         elif isinstance(leaf, torch.fx.Node) and isinstance(_val(leaf), torch.Tensor):
             if leaf not in computed:
@@ -133,6 +148,23 @@ def lower_graph(
     arg_index = {pos: i for i, pos in enumerate(kept)}
     mlir = bind_parameters(mlir, [arg_index[p] for p in param_positions], debug_info=debug_info)
     return LoweredGraph(mlir, param_positions, input_positions, plan, spec)
+
+
+def _views_of_outputs(leaves: list) -> dict[torch.fx.Node, tuple[torch.fx.Node, list]]:
+    """Output nodes that are a chain of view ops over another computed output: node -> (base, chain)."""
+    outputs = {leaf for leaf in leaves if isinstance(leaf, torch.fx.Node) and leaf.op != "placeholder"}
+    found = {}
+    for leaf in outputs:
+        chain, node = [], leaf
+        while (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
+               and node.target.is_view and node.args and isinstance(node.args[0], torch.fx.Node)
+               and not any(isinstance(a, torch.fx.Node) for a in pytree.tree_leaves((node.args[1:], node.kwargs)))):
+            chain.append((node.target, node.args[1:], dict(node.kwargs)))
+            node = node.args[0]
+            if node in outputs and node not in found:
+                found[leaf] = (node, chain[::-1])
+                break
+    return found
 
 
 class CompiledGraph:
@@ -169,6 +201,12 @@ class CompiledGraph:
                 leaves.append(outs[value])
             elif kind == "input":
                 leaves.append(args[value])
+            elif kind == "view":
+                base, chain = value
+                t = outs[base]
+                for op, op_args, op_kwargs in chain:
+                    t = op(t, *op_args, **op_kwargs)
+                leaves.append(t)
             else:
                 leaves.append(value)
         return pytree.tree_unflatten(leaves, low.out_spec)
@@ -183,7 +221,7 @@ def compile_graph(
     cache = ModuleCache() if options.use_cache else None
     result = compile_mlir(lowered.mlir, options.form, options.iree_flags, cache)
     STATS.module_cache_hits += int(result.cached)
-    module = IreeModule(result.vmfb, driver=options.driver, parameters=None, copy_inputs=result.copy_inputs())
+    module = load_module(result.vmfb, driver=options.driver, parameters=None, copy_inputs=result.copy_inputs())
     STATS.compile_seconds += time.perf_counter() - start
     return CompiledGraph(lowered, module, result.key)
 
@@ -205,6 +243,7 @@ class FallbackReport:
     locations: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     by_choice: dict[str, str] = dataclasses.field(default_factory=dict)
     compile_failures: list[str] = dataclasses.field(default_factory=list)
+    all_eager: bool = False  # nothing of the graph was compiled
 
 
 def compile_with_fallback(
@@ -257,7 +296,7 @@ def compile_with_fallback(
         if not names:
             break
         try:
-            _compile_parts(parent, names, static, options)
+            _compile_parts(parent, names, static, options, failures)
         except _PartFailed as failed:
             exc = failed.error
             new_ops = set(_unsupported_of(exc)) - unsupported
@@ -270,8 +309,12 @@ def compile_with_fallback(
         STATS.graphs_compiled += 1
         return parent, report()
     STATS.eager_graphs += 1
-    only_by_choice = unsupported == set(by_choice) and not eager_nodes
-    return gm, report(None if only_by_choice else "no part of the graph could be compiled")
+    # The ops' own report says it all when nothing but them was left to compile.
+    rest = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is not operator.getitem
+            and node_op_name(n) not in unsupported and n.name not in eager_nodes]
+    result = report(None if not rest else "no part of the graph could be compiled")
+    result.all_eager = True
+    return gm, result
 
 
 # The CPU backend refuses some valid programs: vectors above a size limit or
@@ -366,7 +409,9 @@ class _PartFailed(Exception):
         self.part, self.static, self.error = part, static, error
 
 
-def _compile_parts(parent: torch.fx.GraphModule, names: list[str], static: set[int], options) -> None:
+def _compile_parts(parent: torch.fx.GraphModule, names: list[str], static: set[int], options,
+                   failures: list[str]) -> None:
+    """Compile each fused part in place; a part IREE fails on is tried the other ways first."""
     placeholders = {n: i for i, n in enumerate(n for n in parent.graph.nodes if n.op == "placeholder")}
     calls = {n.target: n for n in parent.graph.nodes if n.op == "call_module"}
     for name in names:
@@ -380,7 +425,10 @@ def _compile_parts(parent: torch.fx.GraphModule, names: list[str], static: set[i
         try:
             compiled = compile_graph(sub, sub_static, options)
         except (LoweringError, UnsupportedOpError) as exc:
-            raise _PartFailed(sub, sub_static, exc) from exc
+            rescued = None if _unsupported_of(exc) else _compile_another_way(sub, sub_static, options, exc, failures)
+            if rescued is None:
+                raise _PartFailed(sub, sub_static, exc) from exc
+            compiled = rescued
         STATS.partitions_compiled += 1
         parent.add_submodule(name, _CompiledPart(compiled))
 

@@ -57,11 +57,18 @@ def iree_compile_tool() -> str:
     return find_tool("iree-compile")
 
 
+# Flags that keep the program's meaning, not tuning: IREE computes float64
+# in float32 by default, so a float64 model lost precision and its module
+# refused float64 inputs at run time.
+SEMANTIC_FLAGS: tuple[str, ...] = ("--iree-input-demote-f64-to-f32=false",)
+
+
 def compile_flags(form: str, extra_flags: Sequence[str]) -> list[str]:
-    """Full iree-compile flags for the host CPU and an input form."""
+    """Full iree-compile flags for the host CPU and an input form (`extra_flags` last, so they win)."""
     return [
         *host_cpu().iree_flags(),
         f"--iree-input-type={INPUT_TYPES[form]}",
+        *SEMANTIC_FLAGS,
         *extra_flags,
     ]
 

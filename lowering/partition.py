@@ -95,9 +95,9 @@ def partition(gm: torch.fx.GraphModule, unsupported: set[str],
     Returns the new parent graph module and the names of its fused submodules.
     The input module is left untouched.
     """
-    copy = torch.fx.GraphModule(gm, torch.fx.Graph())
-    copy.graph = _copy_graph(gm.graph)
-    copy.recompile()
+    # Built from the copied graph, so the attributes its get_attr nodes name
+    # (tensor constants) are copied too; an empty graph would copy none.
+    copy = torch.fx.GraphModule(gm, _copy_graph(gm.graph))
     partitioner = CapabilityBasedPartitioner(
         copy, _Supported(unsupported, set(eager_nodes)), allows_single_node_partition=True
     )

@@ -14,7 +14,9 @@ them into initialisers), so a context is rebuilt when a weight tensor changes.
 from __future__ import annotations
 
 import functools
+import statistics
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from torch.utils.dlpack import from_dlpack, to_dlpack
 
 
 DRIVERS = ("local-sync", "local-task")
+# `auto`: both drivers run the first calls, the faster keeps the rest (`AutoDriverModule`).
+DRIVER_CHOICES = ("auto", *DRIVERS)
 # Parameters live in one scope; the N-th bound weight is key `pN` (see lowering.params).
 PARAMETER_SCOPE = "mlirforge"
 
@@ -32,6 +36,8 @@ def parameter_key(index: int) -> str:
     return f"p{index}"
 
 _KDL_CPU = 1
+# IREE imports host memory only at this alignment; a view into a batch (`x[1]`) may be off it.
+_IMPORT_ALIGNMENT = 64
 
 
 @functools.cache
@@ -127,6 +133,19 @@ class IreeModule:
     def _signature(params: Sequence[torch.Tensor]) -> tuple:
         return tuple((p.data_ptr(), p._version) for p in params)
 
+    def _owned_copy(self, t: torch.Tensor):
+        """A buffer view holding a copy of `t` in memory IREE allocated (all access rights).
+
+        An input the module writes into gets one: an imported DLPack buffer only
+        allows READ|WRITE, and IREE's in-place queue copies need DISCARD_WRITE.
+        """
+        imported = self._device.from_dlpack_capsule(to_dlpack(t.contiguous()))
+        same_size_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
+        host = t.contiguous().view(same_size_int).numpy()
+        return self._device.allocator.allocate_buffer_copy(
+            memory_type=self._rt.MemoryType.DEVICE_LOCAL, allowed_usage=self._rt.BufferUsage.DEFAULT,
+            device=self._device, buffer=host, element_type=imported.element_type)
+
     def parameters_current(self, params: Sequence[torch.Tensor]) -> bool:
         """True if these are the bound weights, unmodified: the per-call check, cheaper than a rebind test."""
         return self._signature(params) == self._param_sig
@@ -159,14 +178,78 @@ class IreeModule:
             if t.requires_grad:
                 t = t.detach()
             if copy_inputs and i in copy_inputs:
-                t = t.clone(memory_format=torch.contiguous_format)
-            elif not t.is_contiguous():
-                t = t.contiguous()
+                args.push_ref(self._owned_copy(t))
+                continue
+            if not t.is_contiguous() or t.data_ptr() % _IMPORT_ALIGNMENT:
+                t = t.clone(memory_format=torch.contiguous_format)  # fresh allocations are aligned
             args.push_ref(to_device(to_dlpack(t)))
         results = rt.VmVariantList(1)
         with self._lock:
             self._context.invoke(self._function, args, results)
             self.calls += 1
         to_capsule, view_type = self._device.create_dlpack_capsule, rt.HalBufferView
-        return [from_dlpack(to_capsule(results.get_as_ref(i).deref(view_type), _KDL_CPU, 0))
+        outs = [from_dlpack(to_capsule(results.get_as_ref(i).deref(view_type), _KDL_CPU, 0))
                 for i in range(len(results))]
+        if len(outs) > 1:
+            # IREE exports one buffer for identical results (`return x + 1, x + 1`);
+            # eager's outputs never share memory, so later duplicates are copied.
+            seen: set[int] = set()
+            for i, out in enumerate(outs):
+                if out.data_ptr() in seen:
+                    outs[i] = out.clone()
+                seen.add(out.data_ptr())
+        return outs
+
+
+class AutoDriverModule:
+    """A vmfb on whichever HAL driver runs it faster here, chosen by timing the first calls.
+
+    `local-task` spreads large dispatches over every core (1024^3 matmul and
+    3x3 convolutions 1.4-1.8x faster than `local-sync` on 2 cores) but pays a
+    worker wake-up per dispatch, which made small ops (softmax, layer_norm,
+    a 64x256x512 matmul) 1.3-1.9x slower (docs/lowering-choices.md). Which one
+    wins depends on the graph and the machine, so the first
+    `2 * (TRIAL_CALLS + 1)` calls alternate between the two (the first call of
+    each is warm-up) and the rest go to the faster; `local-task` must be
+    `MARGIN` faster to be chosen, since it also competes with PyTorch's own
+    threads. Same interface as `IreeModule`.
+    """
+
+    TRIAL_CALLS = 3
+    MARGIN = 0.95
+
+    def __init__(self, vmfb: bytes, **kwargs):
+        self._modules = {d: IreeModule(vmfb, driver=d, **kwargs) for d in DRIVERS}
+        self._seconds: dict[str, list[float]] = {d: [] for d in DRIVERS}
+        self.chosen: str | None = None
+        self.copy_inputs = self._modules[DRIVERS[0]].copy_inputs
+
+    def parameters_current(self, params: Sequence[torch.Tensor]) -> bool:
+        return all(m.parameters_current(params) for m in self._modules.values())
+
+    def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
+        for m in self._modules.values():
+            m.bind_parameters(params)
+
+    def refresh_parameters(self, params: Sequence[torch.Tensor]) -> bool:
+        return any([m.refresh_parameters(params) for m in self._modules.values()])
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        if self.chosen is not None:
+            return self._modules[self.chosen](*inputs)
+        driver = min(DRIVERS, key=lambda d: len(self._seconds[d]))
+        start = time.perf_counter()
+        outs = self._modules[driver](*inputs)
+        self._seconds[driver].append(time.perf_counter() - start)
+        if all(len(s) > self.TRIAL_CALLS for s in self._seconds.values()):
+            sync, task = (statistics.median(self._seconds[d][1:]) for d in DRIVERS)
+            self.chosen = "local-task" if task < self.MARGIN * sync else "local-sync"
+            self._modules = {self.chosen: self._modules[self.chosen]}  # the other's weights and packs go
+        return outs
+
+
+def load_module(vmfb: bytes, driver: str = "local-sync", **kwargs) -> IreeModule | AutoDriverModule:
+    """An `IreeModule` on `driver`, or an `AutoDriverModule` for `driver="auto"`."""
+    if driver == "auto":
+        return AutoDriverModule(vmfb, **kwargs)
+    return IreeModule(vmfb, driver=driver, **kwargs)

@@ -64,7 +64,8 @@ def export_model(
             users.append(pos)
         else:
             raise UserError(f"unsupported model input kind {spec.kind.name} ({spec.arg})")
-    lowered = lower_graph(program.graph_module, static, options)
+    # An artifact's manifest holds no view replays: its outputs are separate buffers.
+    lowered = lower_graph(program.graph_module, static, options, replay_views=False)
     # The graph returns a flat tuple; the model's own output structure is the call spec's.
     lowered.out_spec = program.call_spec.out_spec
     return ExportedModel(

@@ -78,3 +78,62 @@ def test_weights_updated_in_place_are_rebound_on_the_thin_path():
         check = check_against_eager(compiled, model, inputs)
     assert check.ok, check.message
     assert mlirforge.stats().thin_path_graphs == thin, "an in-place update recompiled instead of rebinding"
+
+
+def test_auto_driver_times_both_drivers_then_keeps_one():
+    import mlirforge.lowering.graph_compiler as gc
+    from mlirforge.lowering.runtime import DRIVERS, AutoDriverModule
+
+    model, inputs = load_example("mlp")
+    compiled = torch.compile(model, backend="mlirforge", options={"driver": "auto"})
+    made = []
+    original = gc.load_module
+
+    def spy(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    gc.load_module = spy
+    try:
+        with torch.no_grad():
+            for _ in range(2 * (AutoDriverModule.TRIAL_CALLS + 1) + 1):
+                check = check_against_eager(compiled, model, inputs)
+                assert check.ok, check.message
+    finally:
+        gc.load_module = original
+    (module,) = made
+    assert isinstance(module, AutoDriverModule) and module.chosen in DRIVERS
+
+
+def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
+    import os
+    import time
+
+    class Partitioned(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(1024, 1024))
+
+        def forward(self, x):
+            y = torch.special.erfinv(torch.tanh(x) * 0.5)  # stays eager
+            return (y @ self.w) @ self.w
+
+    if (os.cpu_count() or 1) < 2:
+        import pytest
+
+        pytest.skip("one core: nothing to spread over")
+    model, x = Partitioned(), torch.randn(512, 1024)
+    compiled = torch.compile(model, backend="mlirforge", options={"driver": "local-task"})
+    with torch.no_grad():
+        check = check_against_eager(compiled, model, [x])
+        assert check.ok, check.message
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the eager part on one thread: the CPU time left over is IREE's workers
+        try:
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(5):
+                compiled(x)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            torch.set_num_threads(threads)
+    assert cpu > 1.3 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core"

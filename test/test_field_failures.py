@@ -278,3 +278,98 @@ def test_each_compiled_graph_reports_what_it_leaves_eager():
         torch._dynamo.reset()
         _, fallbacks, _ = run_compiled(f, [torch.randn(8)])
         assert any("aten.erfinv" in m for m in fallbacks)
+
+
+# -- found by trying to break the above ---------------------------------------------------
+
+
+def test_identical_outputs_do_not_share_memory():
+    compiled = torch.compile(lambda x: (x + 1, x + 1), backend="mlirforge")
+    with torch.no_grad():
+        a, b = compiled(torch.ones(4))
+    a.add_(10)
+    assert b.tolist() == [2, 2, 2, 2]
+
+
+def test_an_output_that_is_a_view_of_another_output_shares_its_memory():
+    def f(x):
+        y = x + 1
+        return y, y.t()
+
+    compiled = torch.compile(f, backend="mlirforge")
+    with torch.no_grad():
+        y, yt = compiled(torch.zeros(2, 2))
+    y.add_(10)
+    assert yt.tolist() == [[11, 11], [11, 11]]
+
+
+def test_an_input_off_irees_import_alignment_is_accepted():
+    batch = torch.randn(4, 8)
+    check, _, calls = run_compiled(lambda x: x + 1, [batch[1]])
+    assert check.ok, check.message
+    assert calls == 1
+
+
+def test_float64_is_computed_in_float64():
+    x = torch.randn(4, 8, dtype=torch.float64)
+    check, fallbacks, calls = run_compiled(lambda x: x * 2 + 1e-12, [x])
+    assert check.ok, check.message
+    assert calls == 1 and not fallbacks
+
+
+def test_a_block_write_into_a_clone_runs():
+    def f(x, v):
+        out = x.clone()
+        out[2:5] = v
+        return out
+
+    check, fallbacks, calls = run_compiled(f, [torch.randn(8, 16), torch.randn(3, 16)])
+    assert check.ok, check.message
+    assert calls == 1
+
+
+def test_a_split_graph_keeps_its_tensor_constants():
+    def f(x):
+        return torch.sort(x * torch.tensor([1.0, -1.0]), dim=1).values + 1
+
+    check, _, calls = run_compiled(f, [torch.rand(4, 2)])
+    assert check.ok, check.message
+    assert calls >= 1
+
+
+def test_a_graph_with_effect_tokens_runs_eagerly_when_it_cannot_compile():
+    check, _, _ = run_compiled(lambda x: torch.linalg.inv(x) * 2, [torch.eye(4) * 3])
+    assert check.ok, check.message
+
+
+def test_an_artifact_returns_torch_return_types(tmp_path):
+    class TopK(torch.nn.Module):
+        def forward(self, x):
+            return torch.max(x * 2, 1)
+
+    x = torch.randn(8, 16)
+    summary = mlirforge.compile_model(TopK(), [x], tmp_path / "a", time_it=False)
+    assert summary.matches_eager, summary.check_message
+    out = mlirforge.load(tmp_path / "a")(x)
+    assert type(out).__name__ == "max" and torch.equal(out.indices, torch.max(x * 2, 1).indices)
+
+
+def test_check_against_eager_sees_writes_into_nested_inputs():
+    def writes(xs):
+        xs[0].add_(1)
+        return xs[1] * 2
+
+    check = check_against_eager(writes, lambda xs: xs[1] * 2, [[torch.zeros(2), torch.ones(2)]])
+    assert not check.ok and "modified input(s) 0" in check.message
+
+
+def test_a_part_iree_fails_on_is_compiled_another_way_before_going_eager():
+    class WithUnsupportedOp(CausalSelfAttention):
+        def forward(self, x):
+            return super().forward(torch.special.erfinv(torch.tanh(x) * 0.5))
+
+    model = WithUnsupportedOp().eval()
+    check, fallbacks, _ = run_compiled(model, [torch.randn(1, 128, 192)])
+    assert check.ok, check.message
+    assert any("compiled without data tiling" in m for m in fallbacks), fallbacks
+    assert not any("aten.bmm" in m for m in fallbacks), "the attention's matmul was sent to eager"

@@ -1,0 +1,148 @@
+"""Lowering choices (input form, IREE flags, driver) per workload, against eager, in one run.
+
+    python bench/bench_lowering.py [--workloads mlp,softmax] [--configs base,reassoc] [--rounds 12]
+                                   [--markdown docs/lowering-choices.md]
+
+For each workload of the suite (`bench/workloads.py`) every configuration is
+compiled by the backend and timed interleaved with eager PyTorch in one
+process; the table gives each configuration's speedup over eager (median of
+per-round ratios) and the geometric mean. This is the evidence behind the
+defaults in `lowering/options.py`. The machine's load is sampled during the
+run and a busy machine is said so: eager PyTorch on all cores is hit far
+harder by a neighbour than IREE on one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workloads  # noqa: E402
+from bench_suite import busy_cpu_seconds, own_children_cpu_seconds  # noqa: E402
+
+from mlirforge.lowering.target import host_cpu  # noqa: E402
+from mlirforge.numerics import check_against_eager  # noqa: E402
+
+DT = "--iree-opt-data-tiling"
+REASSOC = "--iree-llvmcpu-reassociate-fp-reductions"
+CONFIGS: dict[str, dict] = {
+    "base": {"iree_flags": [DT]},
+    "reassoc": {"iree_flags": [DT, REASSOC]},
+    "reassoc+O3": {"iree_flags": [DT, REASSOC, "--iree-opt-level=O3"]},
+    "reassoc+ukernels": {"iree_flags": [DT, REASSOC, "--iree-llvmcpu-enable-ukernels=all"]},
+    "torch+reassoc": {"form": "torch", "iree_flags": [DT, REASSOC]},
+    "reassoc+local-task": {"iree_flags": [DT, REASSOC], "driver": "local-task"},
+}
+
+
+def ratios(eager: list[float], other: list[float]) -> float:
+    """Median of per-round eager/other ratios: each round's pair saw the same machine state."""
+    return statistics.median(e / o for e, o in zip(eager, other))
+
+
+def measure(name: str, configs: list[str], rounds: int) -> dict[str, float | str]:
+    model, inputs = workloads.get(name).build()
+    fns = [model]
+    out: dict[str, float | str] = {}
+    for c in configs:
+        torch._dynamo.reset()
+        compiled = torch.compile(model, backend="mlirforge", options=CONFIGS[c])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check = check_against_eager(compiled, model, inputs)
+        if not check.ok:
+            out[c] = f"mismatch: {check.message}"
+        fns.append(compiled)
+    with torch.no_grad():
+        calls = max(1, int(2e-3 / max(1e-6, _once(model, inputs))))  # ~2 ms of eager per sample
+        samples: list[list[float]] = [[] for _ in fns]
+        for _ in range(rounds):
+            for fn, s in zip(fns, samples):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    fn(*inputs)
+                s.append((time.perf_counter() - start) / calls)
+    out["eager_us"] = statistics.median(samples[0]) * 1e6
+    for c, s in zip(configs, samples[1:]):
+        out.setdefault(c, ratios(samples[0], s))
+    return out
+
+
+def _once(fn, inputs) -> float:
+    fn(*inputs)
+    start = time.perf_counter()
+    fn(*inputs)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default=",".join(w.name for w in workloads.WORKLOADS))
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    names, configs = args.workloads.split(","), args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {unknown}; known: {', '.join(CONFIGS)}")
+    busy0, wall0 = busy_cpu_seconds(), time.monotonic()
+    own0 = time.process_time() + own_children_cpu_seconds()  # iree-compile runs as a child
+    rows = {}
+    for name in names:
+        rows[name] = measure(name, configs, args.rounds)
+        cells = " ".join(f"{c}={v:.2f}" if isinstance(v, float) else f"{c}=({v})" for c, v in rows[name].items()
+                         if c != "eager_us")
+        print(f"{name:22s} eager {rows[name]['eager_us']:9.1f} us  {cells}", flush=True)
+    wall = time.monotonic() - wall0
+    others = None
+    if busy0 is not None:
+        own = time.process_time() + own_children_cpu_seconds() - own0
+        others = (busy_cpu_seconds() - busy0 - own) / max(wall, 1e-9)
+    geo = {}
+    for c in configs:
+        vals = [rows[n][c] for n in names if isinstance(rows[n][c], float)]
+        geo[c] = math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
+    print("geomean  " + " ".join(f"{c}={g:.3f}" for c, g in geo.items()))
+    busy_note = None
+    if others is not None and others > 0.25:
+        busy_note = f"the machine was busy: other processes used {others:.2f} cores on average during the run"
+        print(f"warning: {busy_note}", file=sys.stderr)
+    if args.markdown:
+        cpu = host_cpu().describe()
+        lines = [
+            "# Lowering choices vs eager",
+            "",
+            f"From `python bench/bench_lowering.py --rounds {args.rounds}` on {cpu['model_name']} "
+            f"({cpu['cores']} cores, {cpu['vector_bits']}-bit vectors), {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads). "
+            "Each cell: median over rounds of eager time / configuration time, all systems interleaved "
+            "in one process (higher is better).",
+            "",
+        ]
+        if busy_note:
+            lines += [f"**Warning:** {busy_note}; ratios against eager are unreliable.", ""]
+        lines += [f"Configurations: " + "; ".join(f"`{c}` = {CONFIGS[c]}" for c in configs), ""]
+        lines.append("| workload | eager µs | " + " | ".join(configs) + " |")
+        lines.append("|---|---:|" + "---:|" * len(configs))
+        for n in names:
+            cells = [f"{rows[n][c]:.2f}x" if isinstance(rows[n][c], float) else "mismatch" for c in configs]
+            lines.append(f"| {n} | {rows[n]['eager_us']:.1f} | " + " | ".join(cells) + " |")
+        lines.append("| **geomean** | | " + " | ".join(f"**{geo[c]:.3f}x**" for c in configs) + " |")
+        args.markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
