@@ -37,12 +37,13 @@ from mlirforge.numerics import check_against_eager  # noqa: E402
 DT = "--iree-opt-data-tiling"
 REASSOC = "--iree-llvmcpu-reassociate-fp-reductions"
 CONFIGS: dict[str, dict] = {
-    "base": {"iree_flags": [DT]},
-    "reassoc": {"iree_flags": [DT, REASSOC]},
-    "reassoc+O3": {"iree_flags": [DT, REASSOC, "--iree-opt-level=O3"]},
-    "reassoc+ukernels": {"iree_flags": [DT, REASSOC, "--iree-llvmcpu-enable-ukernels=all"]},
-    "torch+reassoc": {"form": "torch", "iree_flags": [DT, REASSOC]},
+    "base": {"iree_flags": [DT], "driver": "local-sync"},  # the defaults before reassociation and `auto`
+    "reassoc": {"iree_flags": [DT, REASSOC], "driver": "local-sync"},
+    "reassoc+O3": {"iree_flags": [DT, REASSOC, "--iree-opt-level=O3"], "driver": "local-sync"},
+    "reassoc+ukernels": {"iree_flags": [DT, REASSOC, "--iree-llvmcpu-enable-ukernels=all"], "driver": "local-sync"},
+    "torch+reassoc": {"form": "torch", "iree_flags": [DT, REASSOC], "driver": "local-sync"},
     "reassoc+local-task": {"iree_flags": [DT, REASSOC], "driver": "local-task"},
+    "default": {},  # what `torch.compile(model, backend="mlirforge")` does now
 }
 
 

@@ -15,8 +15,8 @@ from mlirforge.lowering.runtime import DRIVER_CHOICES
 # weights once at module initialisation and cut the MLP probe from 240 to 206 µs.
 # Reassociating fp reductions lets IREE vectorise them (PyTorch's own CPU
 # reductions reassociate too, and the equivalence tolerances allow it):
-# softmax, layer_norm and sum over 256x1024 2.1-2.3x faster, the MLP, CNN and
-# transformer examples 11-23% (docs/lowering.md, `bench/bench_lowering.py`).
+# softmax, layer_norm and sum 1.7-1.9x faster, the MLP, CNN and transformer
+# examples 6-14% (docs/lowering-choices.md, from `bench/bench_lowering.py`).
 DEFAULT_IREE_FLAGS: tuple[str, ...] = ("--iree-opt-data-tiling", "--iree-llvmcpu-reassociate-fp-reductions")
 
 

@@ -116,7 +116,7 @@ def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
 
         def forward(self, x):
             y = torch.special.erfinv(torch.tanh(x) * 0.5)  # stays eager
-            return (y @ self.w) @ self.w
+            return ((y @ self.w) @ self.w) @ self.w
 
     if (os.cpu_count() or 1) < 2:
         import pytest
@@ -136,4 +136,5 @@ def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         finally:
             torch.set_num_threads(threads)
-    assert cpu > 1.3 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core"
+    # One core can give at most 1 s of CPU per second; IREE's workers on two give more.
+    assert cpu > 1.15 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core"
