@@ -232,13 +232,13 @@ METHOD = """\
   measurement, so import costs are charged to nobody; memory the allocator freed earlier in the
   process can be reused without raising the peak, so later systems may read a little low.
 - **Check**: the first call's output against eager (`mlirforge.numerics.compare_outputs`, dtype
-  tolerances scaled by the output's magnitude).
+  tolerances scaled by the output's magnitude), and the inputs bitwise unchanged by the call.
 - **GFLOP/s** for workloads with a defined flop count (2 x multiply-adds); for matmuls also the
   fraction of the fp32 peak derived above.
 - **Systems**: `eager` (`torch.no_grad()`), `inductor` (`torch.compile(m)`), `turbine_cpu`
   (`torch.compile(m, backend="turbine_cpu")`: iree-turbine registers it as a `torch_dynamo_backends`
   entry point; it compiles with IREE's llvm-cpu target and runs on IREE's multi-threaded
-  `local-task` driver), `mlirforge` (local-sync driver, single-threaded dispatches),
+  `local-task` driver), `mlirforge` (the defaults: driver `auto`, which keeps local-sync or local-task per graph after timing both on the first calls),
   `mlirforge[heuristic]` (`options={"optimize": True, "budget_s": B}`),
   `mlirforge[llm-replay]` (the search with a recorded LLM transcript replayed; only with
   `--transcript`).

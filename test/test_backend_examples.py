@@ -13,7 +13,7 @@ import torch
 
 import mlirforge
 from mlirforge.backend import FallbackWarning
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import changed_inputs, clone_tree, compare_outputs
 
 from conftest import load_example
 
@@ -21,12 +21,15 @@ SUPPORTED = ["mlp", "cnn", "transformer_block"]
 
 
 def _run(model, inputs, **compile_kw):
+    """One compiled call: (outputs, stats before, stats after, fallback warnings); the inputs must be unchanged."""
     compiled = torch.compile(model, backend="mlirforge", **compile_kw)
     before = dataclass_copy(mlirforge.stats())
+    untouched = clone_tree(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with torch.no_grad():
             actual = compiled(*inputs)
+    assert not changed_inputs(inputs, untouched), "the compiled call modified its inputs"
     after = mlirforge.stats()
     return actual, before, after, [w for w in caught if issubclass(w.category, FallbackWarning)]
 

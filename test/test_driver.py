@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import mlirforge
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import check_against_eager
 
 from conftest import EXAMPLES, load_example
 
@@ -54,7 +54,8 @@ def test_compile_model_file_to_artifact_and_load(tmp_path, name):
     assert (out / "parameters.irpa").stat().st_size >= weight_bytes
     artifact = mlirforge.load(out)
     with torch.no_grad():
-        ok, _, msg = compare_outputs(artifact(*inputs), model(*inputs))
+        check = check_against_eager(artifact, model, inputs)
+        ok, msg = check.ok, check.message
     assert ok, msg
 
 

@@ -373,3 +373,16 @@ def test_a_part_iree_fails_on_is_compiled_another_way_before_going_eager():
     assert check.ok, check.message
     assert any("compiled without data tiling" in m for m in fallbacks), fallbacks
     assert not any("aten.bmm" in m for m in fallbacks), "the attention's matmul was sent to eager"
+
+
+def test_nan_semantics_hold_in_artifacts(tmp_path):
+    class ArgmaxAmax(torch.nn.Module):
+        def forward(self, x):
+            return x.argmax(1), x.amax(1), torch.maximum(x, torch.zeros_like(x))
+
+    x = torch.randn(4, 16)
+    x[0, 5] = float("nan")
+    summary = mlirforge.compile_model(ArgmaxAmax(), [x], tmp_path / "a", time_it=False)
+    assert summary.matches_eager, summary.check_message
+    idx, top, clipped = mlirforge.load(tmp_path / "a")(x)
+    assert idx[0] == 5 and torch.isnan(top[0]) and torch.isnan(clipped[0, 5])

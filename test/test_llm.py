@@ -34,7 +34,7 @@ from mlirforge.llm_rewrite.transcript import read_transcript, scrub
 from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.target import host_cpu
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import check_against_eager
 
 SECRET = "sk-test-0123456789abcdefSECRET"
 
@@ -514,7 +514,8 @@ def test_llm_search_keeps_exactly_the_good_rewrite_and_replays_byte_for_byte(tmp
     assert cand["rationale"] == "the steps are the identity" and re.fullmatch(r"[0-9a-f]{16}", cand["prompt_hash"])
     assert rewrite["transcript"] == "transcript.jsonl" and manifest["optimization"]["transcript"] == "transcript.jsonl"
     with torch.no_grad():
-        ok, _, msg = compare_outputs(mlirforge.load(out)(*problem.inputs), problem.model(*problem.inputs))
+        check = check_against_eager(mlirforge.load(out), problem.model, problem.inputs)
+        ok, msg = check.ok, check.message
     assert ok, msg
 
     # The report says why each rejected candidate was rejected.
@@ -568,7 +569,8 @@ def test_the_llm_budget_stops_the_search_cleanly(tmp_path, monkeypatch):
     assert manifest["rewrites"] == [] and "budget spent" in manifest["optimization"]["stopped"]
     assert manifest["optimization"]["llm"]["requests"] == 3
     with torch.no_grad():
-        ok, _, msg = compare_outputs(mlirforge.load(tmp_path / "out")(*problem.inputs), problem.model(*problem.inputs))
+        check = check_against_eager(mlirforge.load(tmp_path / "out"), problem.model, problem.inputs)
+        ok, msg = check.ok, check.message
     assert ok, msg
 
 

@@ -16,7 +16,7 @@ from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, new_wo
 from mlirforge.llm_rewrite.kernels import kernel_from_function_text
 from mlirforge.llm_rewrite.proposers import Proposer
 from mlirforge.llm_rewrite.types import Candidate
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import check_against_eager
 
 DATA = Path(__file__).parent / "data"
 
@@ -122,7 +122,8 @@ def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(
     assert (tmp_path / "a" / f"kernels/{rewrite['kernel']}.mlir").exists()
     assert "kernel-candidate" in events
     with torch.no_grad():
-        ok, _, msg = compare_outputs(mlirforge.load(tmp_path / "a")(x), model(x))
+        check = check_against_eager(mlirforge.load(tmp_path / "a"), model, [x])
+        ok, msg = check.ok, check.message
     assert ok, msg
 
     events.clear()
@@ -140,7 +141,8 @@ def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
     compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 10})
     calls = mlirforge.stats().iree_calls
     with torch.no_grad():
-        ok, _, msg = compare_outputs(compiled(x), model(x))
+        check = check_against_eager(compiled, model, [x])
+        ok, msg = check.ok, check.message
     assert ok, msg
     assert mlirforge.stats().iree_calls == calls + 1
     # The search ran: the rewrite cache exists and, besides the model, kernels
@@ -161,7 +163,8 @@ def test_a_failing_search_never_breaks_the_model(tmp_path, monkeypatch):
     calls = mlirforge.stats().iree_calls
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ok, _, msg = compare_outputs(compiled(x), model(x))
+        check = check_against_eager(compiled, model, [x])
+        ok, msg = check.ok, check.message
     assert ok, msg
     assert mlirforge.stats().iree_calls == calls + 1
     assert any("the search failed" in str(w.message) for w in caught if w.category is FallbackWarning)

@@ -9,7 +9,7 @@ import torch
 
 import mlirforge
 from mlirforge.backend import FallbackWarning
-from mlirforge.numerics import compare_outputs
+from mlirforge.numerics import check_against_eager
 
 from conftest import load_example
 
@@ -21,7 +21,8 @@ def test_new_batch_sizes_compile_per_shape():
         for batch in (64, 8, 33, 8):
             inp = torch.randn(batch, x.shape[1])
             calls = mlirforge.stats().iree_calls
-            ok, _, msg = compare_outputs(compiled(inp), model(inp))
+            check = check_against_eager(compiled, model, [inp])
+            ok, msg = check.ok, check.message
             assert ok, f"batch {batch}: {msg}"
             assert mlirforge.stats().iree_calls == calls + 1, f"batch {batch} did not run compiled"
 
@@ -47,7 +48,8 @@ def test_in_place_weight_update_is_seen():
         compiled(*inputs)
         model.fc1.weight.mul_(2.0)
         model.fc3.bias.add_(1.0)
-        ok, _, msg = compare_outputs(compiled(*inputs), model(*inputs))
+        check = check_against_eager(compiled, model, inputs)
+        ok, msg = check.ok, check.message
     assert ok, msg
 
 
@@ -83,6 +85,7 @@ def test_half_precision(dtype):
     compiled = torch.compile(model, backend="mlirforge")
     calls = mlirforge.stats().iree_calls
     with torch.no_grad():
-        ok, _, msg = compare_outputs(compiled(x), model(x))
+        check = check_against_eager(compiled, model, [x])
+        ok, msg = check.ok, check.message
     assert ok, msg
     assert mlirforge.stats().iree_calls > calls
