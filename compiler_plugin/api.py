@@ -350,6 +350,8 @@ def _manifest(opts, source, inputs, exported, compiled, low) -> dict:
         "module_inputs": [user_index[p] for p in low.input_positions],
         # Positions in the module's own inputs that it may write into: passed as copies.
         "copy_inputs": list(compiled.copy_inputs()),
+        # dtypes of the module's results: IREE hands unsigned ones back as signed.
+        "result_dtypes": [str(d).removeprefix("torch.") for d in low.result_dtypes],
         "out_plan": out_plan,
         **dump_out_spec(low.out_spec),
         "parameter_names": exported.parameter_names,

@@ -137,6 +137,10 @@ class LoadedArtifact:
                 )
             tensors.append(t)
         outs = self.module(*[tensors[i] for i in self.manifest["module_inputs"]])
+        for j, name in enumerate(self.manifest.get("result_dtypes", [])):
+            dtype = getattr(torch, name)
+            if outs[j].dtype != dtype and outs[j].element_size() == dtype.itemsize:
+                outs[j] = outs[j].view(dtype)  # unsigned results come back signed, bits unchanged
         leaves = []
         for kind, value in self.manifest["out_plan"]:
             leaves.append(outs[value] if kind == "computed" else tensors[value] if kind == "input" else value)

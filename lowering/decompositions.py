@@ -666,3 +666,45 @@ def native_group_norm(x, weight, bias, batch_size, num_channels, inner_size, num
     out = out.reshape(x.shape)
     mean, rstd = mean.reshape(batch_size, num_groups), rstd.reshape(batch_size, num_groups)
     return out.to(x.dtype), mean.to(x.dtype), rstd.to(x.dtype)
+
+
+
+# --- 8-bit integer arithmetic ---------------------------------------------------------
+
+_EIGHT_BIT = (torch.int8, torch.uint8)
+
+
+def _widened(x, y):
+    """(x, y) in int32 when x is an 8-bit integer tensor and the result stays in x's dtype; else None."""
+    if not (isinstance(x, torch.Tensor) and x.dtype in _EIGHT_BIT):
+        return None
+    if isinstance(y, torch.Tensor):
+        if y.dtype != x.dtype:
+            return None
+        return x.to(torch.int32), y.to(torch.int32)
+    if isinstance(y, bool) or not isinstance(y, int):
+        return None
+    return x.to(torch.int32), y
+
+
+@_register(aten.mul.Tensor)
+def small_int_mul(x, y):
+    """Eager rule: 8-bit integer products wrap modulo 256; computed in int32 and truncated back.
+
+    torch-mlir's pass pipeline crashes the whole process (a segfault, in
+    process) on `x * 2` with an int8 or uint8 `x`; the int32 product truncated
+    to 8 bits is eager's two's-complement result. Other dtypes are left alone.
+    """
+    pair = _widened(x, y)
+    if pair is None:
+        return NotImplemented
+    return aten.mul.Tensor(*pair).to(x.dtype)
+
+
+@_register(aten.sub.Tensor)
+def small_int_sub(x, y, *, alpha=1):
+    """Eager rule: 8-bit integer differences wrap modulo 256 (torch-mlir crashes on `x - 100`, as on `x * 2`)."""
+    pair = _widened(x, y)
+    if pair is None or isinstance(alpha, float):
+        return NotImplemented
+    return aten.sub.Tensor(*pair, alpha=alpha).to(x.dtype)

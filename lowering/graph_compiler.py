@@ -72,6 +72,7 @@ class LoweredGraph:
     input_positions: list[int]  # placeholder positions passed at each call
     out_plan: list[tuple[str, object]]  # ("computed", j) | ("input", i) | ("const", v) | ("view", (j, chain))
     out_spec: pytree.TreeSpec
+    result_dtypes: list[torch.dtype] = dataclasses.field(default_factory=list)  # of the module's results
 
 
 def _val(node: torch.fx.Node):
@@ -147,7 +148,7 @@ def lower_graph(
     input_positions = [p for p in kept if p not in static]
     arg_index = {pos: i for i, pos in enumerate(kept)}
     mlir = bind_parameters(mlir, [arg_index[p] for p in param_positions], debug_info=debug_info)
-    return LoweredGraph(mlir, param_positions, input_positions, plan, spec)
+    return LoweredGraph(mlir, param_positions, input_positions, plan, spec, [_val(n).dtype for n in computed])
 
 
 def _views_of_outputs(leaves: list) -> dict[torch.fx.Node, tuple[torch.fx.Node, list]]:
@@ -167,6 +168,9 @@ def _views_of_outputs(leaves: list) -> dict[torch.fx.Node, tuple[torch.fx.Node, 
     return found
 
 
+_UNSIGNED = (torch.uint8, torch.uint16, torch.uint32, torch.uint64)
+
+
 class CompiledGraph:
     """Calls an IREE module with the same flat arguments as the original graph."""
 
@@ -183,6 +187,9 @@ class CompiledGraph:
         self._results_are_outputs = (
             lowered.out_spec == tuple_spec and plan == [("computed", j) for j in range(len(plan))]
         )
+        # IREE's integers carry no sign and its runtime hands unsigned results back as
+        # signed tensors (uint8 -> int8): those are viewed back, bits unchanged.
+        self._unsigned = [(j, dt) for j, dt in enumerate(lowered.result_dtypes) if dt in _UNSIGNED]
 
     def __call__(self, *args):
         low = self.lowered
@@ -193,6 +200,9 @@ class CompiledGraph:
                 module.bind_parameters(params)
         outs = module(*[args[i] for i in low.input_positions])
         STATS.iree_calls += 1
+        for j, dtype in self._unsigned:
+            if outs[j].dtype != dtype:
+                outs[j] = outs[j].view(dtype)
         if self._results_are_outputs:
             return tuple(outs)
         leaves = []

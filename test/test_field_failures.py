@@ -386,3 +386,27 @@ def test_nan_semantics_hold_in_artifacts(tmp_path):
     assert summary.matches_eager, summary.check_message
     idx, top, clipped = mlirforge.load(tmp_path / "a")(x)
     assert idx[0] == 5 and torch.isnan(top[0]) and torch.isnan(clipped[0, 5])
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8])
+def test_eight_bit_integer_arithmetic_compiles_with_eagers_wraparound_and_dtype(dtype):
+    # `x * 2` and `x - 100` crashed the process inside torch-mlir; uint8 results came back as int8.
+    def f(x):
+        return x * 2, x - 100, x * x + 3
+
+    low = -50 if dtype == torch.int8 else 0
+    check, fallbacks, calls = run_compiled(f, [torch.randint(low, 120, (4, 8), dtype=dtype)])
+    assert check.ok, check.message
+    assert calls == 1 and not fallbacks
+
+
+def test_an_artifact_returns_unsigned_results_as_unsigned(tmp_path):
+    class Brighten(torch.nn.Module):
+        def forward(self, x):
+            return x + 100
+
+    x = torch.randint(0, 150, (4, 8), dtype=torch.uint8)
+    summary = mlirforge.compile_model(Brighten(), [x], tmp_path / "a", time_it=False)
+    assert summary.matches_eager, summary.check_message
+    out = mlirforge.load(tmp_path / "a")(x)
+    assert out.dtype == torch.uint8 and torch.equal(out, x + 100)
