@@ -23,11 +23,11 @@ from mlirforge.lowering.fx_import import op_packet_name
 # Ops that lower and compile correctly but that IREE's CPU backend runs orders
 # of magnitude slower than PyTorch: its `iree_linalg_ext.sort` is a quadratic
 # sort per row, and torch-mlir lowers topk through a full sort. Measured with
-# `bench/bench_ops.py` (interleaved, same process): topk of 64x1000 (k=5)
-# 75 µs eager vs 113 ms compiled, sort of 64x1000 1.2 ms vs 113 ms.
+# `bench/bench_ops.py` (interleaved, same process; docs/ops-bench.md): topk of
+# 64x1000 (k=5) 84 µs eager vs 59 ms compiled, sort of 64x1000 1.2 ms vs 61 ms.
 EAGER_BY_CHOICE: dict[str, str] = {
-    "aten.sort": "IREE's CPU sort is ~100x slower than PyTorch's",
-    "aten.topk": "IREE lowers topk through a full sort, ~1000x slower than PyTorch's",
+    "aten.sort": "IREE's CPU sort is ~50x slower than PyTorch's",
+    "aten.topk": "IREE lowers topk through a full sort, ~700x slower than PyTorch's",
 }
 _STACK_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
