@@ -141,9 +141,11 @@ class CompileConfig:
         for key, value in options.items():
             if key in lowering_fields:
                 if key == "iree_flags":
-                    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                        raise UserError("option 'iree_flags': expected a list of strings")
+                    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                        raise UserError(f"option 'iree_flags': expected a list of strings, got {value!r}")
                     value = tuple(value)
+                else:
+                    value = _typed(key, lowering_fields[key], value)
                 lowering_kw[key] = value
             elif key in own_fields:
                 own_kw[key] = _typed(key, own_fields[key], value)
@@ -209,12 +211,12 @@ def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
                 raise ValueError
             return value
         if kind == "int":
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError  # 2.7 is not silently 2
             return int(value)
         if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or float(value) != float(value):
+                raise ValueError  # NaN
             return float(value)
         if kind == "str":
             if not isinstance(value, str):

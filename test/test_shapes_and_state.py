@@ -89,3 +89,23 @@ def test_half_precision(dtype):
         ok, msg = check.ok, check.message
     assert ok, msg
     assert mlirforge.stats().iree_calls > calls
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"use_cache": "nope"}, "use_cache"),
+    ({"max_shape_variants": 2.7}, "max_shape_variants"),
+    ({"iree_flags": None}, "iree_flags"),
+    ({"budget_s": float("nan")}, "budget_s"),
+])
+def test_ill_typed_options_are_errors_naming_the_key(options, named):
+    from mlirforge.config import CompileConfig
+    from mlirforge.lowering.errors import UserError
+
+    with pytest.raises(UserError, match=f"option '{named}'"):
+        CompileConfig.from_options(options)
+
+
+def test_a_string_bool_for_a_lowering_option_means_what_it_says():
+    from mlirforge.config import CompileConfig
+
+    assert CompileConfig.from_options({"use_cache": "false"}).lowering.use_cache is False
