@@ -20,9 +20,9 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.utils._pytree as pytree
 from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
-import torch.utils._pytree as pytree
 from torch._functorch.aot_autograd import aot_export_joint_simple
 from torch.fx.experimental.proxy_tensor import make_fx
 

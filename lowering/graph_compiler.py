@@ -116,12 +116,11 @@ def lower_graph(
     computed: list[torch.fx.Node] = []
     plan: list[tuple[str, object]] = []
     views = _views_of_outputs(leaves) if replay_views else {}
+    # The module's results first, so a replayed view can name its base's index.
     for leaf in leaves:
-        if leaf in views:
-            continue
-        if isinstance(leaf, torch.fx.Node) and isinstance(_val(leaf), torch.Tensor) and leaf.op != "placeholder":
-            if leaf not in computed:
-                computed.append(leaf)
+        if (isinstance(leaf, torch.fx.Node) and leaf.op != "placeholder" and leaf not in views
+                and isinstance(_val(leaf), torch.Tensor) and leaf not in computed):
+            computed.append(leaf)
     for leaf in leaves:
         if leaf in views:
             base, chain = views[leaf]
@@ -129,8 +128,6 @@ def lower_graph(
         elif isinstance(leaf, torch.fx.Node) and leaf.op == "placeholder":
             plan.append(("input", index_of[leaf]))
         elif isinstance(leaf, torch.fx.Node) and isinstance(_val(leaf), torch.Tensor):
-            if leaf not in computed:
-                computed.append(leaf)
             plan.append(("computed", computed.index(leaf)))
         elif isinstance(leaf, torch.fx.Node):
             raise UnsupportedOpError(f"graph output {leaf.name} is not a tensor", [])
@@ -162,10 +159,15 @@ def _views_of_outputs(leaves: list) -> dict[torch.fx.Node, tuple[torch.fx.Node, 
                and not any(isinstance(a, torch.fx.Node) for a in pytree.tree_leaves((node.args[1:], node.kwargs)))):
             chain.append((node.target, node.args[1:], dict(node.kwargs)))
             node = node.args[0]
-            if node in outputs and node not in found:
+            if node in outputs:
                 found[leaf] = (node, chain[::-1])
                 break
-    return found
+    # A view of an output that is itself a view is replayed from the computed base.
+    for leaf, (base, chain) in list(found.items()):
+        while base in found and base is not leaf:
+            base, chain = found[base][0], found[base][1] + chain
+        found[leaf] = (base, chain)
+    return {leaf: v for leaf, v in found.items() if v[0] not in found}
 
 
 _UNSIGNED = (torch.uint8, torch.uint16, torch.uint32, torch.uint64)
@@ -178,8 +180,8 @@ class CompiledGraph:
         self.lowered = lowered
         self.module = module
         self.key = key
-        if not lowered.param_positions and not module.parameters_current([]):
-            module.bind_parameters([])  # no weights: the context can be made now, not on the first call
+        if not lowered.param_positions:
+            module.refresh_parameters([])  # no weights: the context can be made now, not on each call
         # The call plan, computed once: most graphs return exactly the module's
         # results, in order, as a tuple (dynamo's and aot_autograd's convention).
         plan = lowered.out_plan
@@ -195,9 +197,7 @@ class CompiledGraph:
         low = self.lowered
         module = self.module
         if low.param_positions:
-            params = [args[i] for i in low.param_positions]
-            if not module.parameters_current(params):
-                module.bind_parameters(params)
+            module.refresh_parameters([args[i] for i in low.param_positions])
         outs = module(*[args[i] for i in low.input_positions])
         STATS.iree_calls += 1
         for j, dtype in self._unsigned:

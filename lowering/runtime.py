@@ -100,6 +100,7 @@ class IreeModule:
     ):
         rt, instance, device = _runtime(driver)
         self.copy_inputs = frozenset(copy_inputs)
+        self._element_types: dict[torch.dtype, object] = {}
         self._rt = rt
         self._device = device
         self._instance = instance
@@ -139,16 +140,15 @@ class IreeModule:
         An input the module writes into gets one: an imported DLPack buffer only
         allows READ|WRITE, and IREE's in-place queue copies need DISCARD_WRITE.
         """
-        imported = self._device.from_dlpack_capsule(to_dlpack(t.contiguous()))
+        t = t.contiguous()
+        element_type = self._element_types.get(t.dtype)
+        if element_type is None:  # IREE's own dtype mapping, learnt once per dtype from a DLPack import
+            element_type = self._device.from_dlpack_capsule(to_dlpack(t)).element_type
+            self._element_types[t.dtype] = element_type
         same_size_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
-        host = t.contiguous().view(same_size_int).numpy()
         return self._device.allocator.allocate_buffer_copy(
             memory_type=self._rt.MemoryType.DEVICE_LOCAL, allowed_usage=self._rt.BufferUsage.DEFAULT,
-            device=self._device, buffer=host, element_type=imported.element_type)
-
-    def parameters_current(self, params: Sequence[torch.Tensor]) -> bool:
-        """True if these are the bound weights, unmodified: the per-call check, cheaper than a rebind test."""
-        return self._signature(params) == self._param_sig
+            device=self._device, buffer=t.view(same_size_int).numpy(), element_type=element_type)
 
     def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
         """(Re)create the VM context reading weights from these tensors."""
@@ -223,9 +223,6 @@ class AutoDriverModule:
         self._seconds: dict[str, list[float]] = {d: [] for d in DRIVERS}
         self.chosen: str | None = None
         self.copy_inputs = self._modules[DRIVERS[0]].copy_inputs
-
-    def parameters_current(self, params: Sequence[torch.Tensor]) -> bool:
-        return all(m.parameters_current(params) for m in self._modules.values())
 
     def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
         for m in self._modules.values():
