@@ -10,14 +10,13 @@ from pathlib import Path
 
 import torch
 
-from mlirforge.artifact import atomic_write_bytes, dump_out_spec, load, tensor_spec, write_artifact
+from mlirforge.artifact import atomic_write_bytes, load, write_artifact
 from mlirforge.config import CompileConfig
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
-from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.torch_export import export_model
-from mlirforge.lowering.versions import tool_versions
+from mlirforge.manifest import BaselineRecord, Manifest, OptimizationRecord, RewriteRecord
 from mlirforge.numerics import check_against_eager
 from mlirforge.timing import interleaved_times, median_us
 
@@ -76,7 +75,7 @@ def compile_model(
     low = exported.lowered
     cache = ModuleCache() if opts.use_cache else None
     result = compile_mlir(low.mlir, opts.form, opts.iree_flags, cache)
-    manifest = _manifest(opts, source, inputs, exported, result, low)
+    manifest = Manifest.for_compiled(opts, source, inputs, exported, result, low)
     out = write_artifact(Path(out_dir), result.vmfb, exported.parameters, manifest, {"module.mlir": low.mlir})
     summary = CompileSummary(
         artifact=out,
@@ -209,7 +208,7 @@ def optimize_model(
         try:
             result = optimize_lowered(
                 low.mlir, exported.parameters, list(inputs), proposer,
-                config.search_settings(), settings, use_rewrite_cache=config.use_rewrite_cache,
+                config.search, settings, use_rewrite_cache=config.use_rewrite_cache,
                 use_module_cache=opts.use_cache, progress=progress or (lambda e, i: None),
             )
         except (KeyboardInterrupt, MemoryError):
@@ -246,44 +245,19 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     comp = result.composition
     cache = ModuleCache() if opts.use_cache else None
     compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)
-    rewrites = []
-    kernel_files = {}
-    for kernel, cand, verdict in comp.kept:
-        rewrites.append({
-            "kernel": kernel.hash, "kernel_root": kernel.root, "kernel_name": kernel.name,
-            "candidate": cand.to_json(), "equivalence": verdict.equivalence, "timing": verdict.timing,
-            "reason": verdict.reason,
-        })
-        if cand.request is not None and transcript is not None:
-            rewrites[-1]["transcript"] = TRANSCRIPT
-        kernel_files[f"kernels/{kernel.hash}.mlir"] = kernel.module
-    module_winner = result.search.module_winner
-    kept_module = module_winner is not None and comp.verdict is not None and comp.verdict.accepted
-    manifest = _manifest(opts, source, inputs, exported, compiled, low)
-    manifest["driver"] = comp.driver
-    manifest["compile"]["iree_flags"] = comp.flags
-    manifest["rewrites"] = rewrites
-    manifest["optimization"] = {
-        "proposer": proposer.name,
-        "budget_s": config.budget_s,
-        "transcript": TRANSCRIPT if transcript is not None else None,
-        "llm": proposer.usage(),
-        "stopped": result.search.stopped or None,
-        "rejected_answers": result.search.rejected_answers,
-        "evaluations": result.search.evaluations,
-        "seconds": round(result.search.seconds, 2),
-        "interrupted": result.search.interrupted,
-        "module_candidate": module_winner[0].to_json() if (module_winner and kept_module) else None,
-        "end_to_end": comp.verdict.to_json() if comp.verdict else None,
-        "dropped": [{"kernel": w[0].hash, "candidate": w[1].describe(), "why": why} for w, why in comp.dropped],
-        "baseline": {"mlir": "baseline.mlir", "iree_flags": list(opts.iree_flags), "driver": opts.driver},
-    }
-    from mlirforge.llm_rewrite.types import json_safe
-
+    kept_transcript = TRANSCRIPT if transcript is not None else None
+    rewrites = [RewriteRecord.from_verdict(kernel, cand, verdict, kept_transcript) for kernel, cand, verdict in comp.kept]
+    kernel_files = {f"kernels/{kernel.hash}.mlir": kernel.module for kernel, _, _ in comp.kept}
+    optimization = OptimizationRecord.for_search(
+        proposer, config.search.budget_s, kept_transcript, result.search, comp,
+        BaselineRecord(mlir="baseline.mlir", iree_flags=list(opts.iree_flags), driver=opts.driver),
+    )
+    manifest = Manifest.for_compiled(opts, source, inputs, exported, compiled, low, driver=comp.driver,
+                                     iree_flags=comp.flags, rewrites=rewrites, optimization=optimization)
     extra = {"module.mlir": comp.mlir, "baseline.mlir": low.mlir, **_reports(result, comp), **kernel_files}
     if transcript is not None:
         extra[TRANSCRIPT] = transcript
-    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, json_safe(manifest), extra)
+    out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, manifest, extra)
     summary = OptimizeSummary(
         artifact=out,
         kernels=[_kernel_row(kr) for kr in result.search.kernels],
@@ -329,42 +303,6 @@ def _reports(result, comp) -> dict[str, str]:
     except Exception as exc:  # noqa: BLE001 - reports are secondary to the artifact
         log.warning("mlirforge: could not write the report (%s: %s)", type(exc).__name__, exc)
         return {}
-
-
-def _manifest(opts, source, inputs, exported, compiled, low) -> dict:
-    import torch.utils._pytree as pytree
-
-    user_index = {pos: i for i, pos in enumerate(exported.user_positions)}
-    out_plan = []
-    for kind, value in low.out_plan:
-        if kind == "input":
-            if value not in user_index:
-                raise UserError("the model returns one of its weights unchanged; artifacts cannot")
-            value = user_index[value]
-        out_plan.append([kind, value])
-    return {
-        "entry": "main",
-        "driver": opts.driver,
-        "source": source,
-        "inputs": [tensor_spec(t) for t in inputs],
-        "module_inputs": [user_index[p] for p in low.input_positions],
-        # Positions in the module's own inputs that it may write into: passed as copies.
-        "copy_inputs": list(compiled.copy_inputs()),
-        # dtypes of the module's results: IREE hands unsigned ones back as signed.
-        "result_dtypes": [str(d).removeprefix("torch.") for d in low.result_dtypes],
-        "out_plan": out_plan,
-        **dump_out_spec(low.out_spec),
-        "parameter_names": exported.parameter_names,
-        "compile": {
-            "form": opts.form,
-            "iree_flags": list(opts.iree_flags),
-            "module_key": compiled.key,
-            "seconds": round(compiled.seconds, 3),
-        },
-        "tool_versions": tool_versions(),
-        "target": host_cpu().describe(),
-        "rewrites": [],
-    }
 
 
 def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: CompileConfig = CompileConfig()):

@@ -25,15 +25,19 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
     from mlirforge.numerics import check_against_eager
     from mlirforge.timing import interleaved_times, median_us
 
+    from mlirforge.lowering.errors import UserError
+
     problem = load_model_file(model_file)
     artifact = load(artifact_dir)
-    base = artifact.manifest["optimization"]["baseline"]
-    baseline = compile_mlir((Path(artifact_dir) / base["mlir"]).read_text(), "auto", base["iree_flags"], ModuleCache())
-    params = artifact.manifest.get("parameters")
-    unopt = load_module(baseline.vmfb, driver=base["driver"], parameters=None if params else (),
+    if artifact.manifest.optimization is None:
+        raise UserError(f"{artifact_dir}: not an optimised artifact (no baseline to time it against)")
+    base = artifact.manifest.optimization.baseline
+    baseline = compile_mlir((Path(artifact_dir) / base.mlir).read_text(), "auto", base.iree_flags, ModuleCache())
+    params = artifact.manifest.parameters
+    unopt = load_module(baseline.vmfb, driver=base.driver, parameters=None if params else (),
                        archive=Path(artifact_dir) / params if params else None, copy_inputs=baseline.copy_inputs())
     model, inputs = problem.model, problem.inputs
-    order = artifact.manifest["module_inputs"]
+    order = artifact.manifest.module_inputs
     with torch.no_grad():
         check = check_against_eager(artifact, model, inputs)
         ok, err, msg = check.ok, check.max_abs_error, check.message
