@@ -50,8 +50,8 @@ PIPELINES: dict[str, tuple[str, tuple[str, ...] | None]] = {
 
 def transform(mlir: str, pipeline: str) -> str:
     from mlirforge.lowering.ir import ir
-    from mlirforge.passes._kernels import KERNEL_HASH, KERNEL_ROOT, kernels, string_attr
-    from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
+    from mlirforge.passes import KERNEL_HASH, KERNEL_ROOT, kernels, string_attr
+    from mlirforge.passes import parse_pipeline, run_pipeline
 
     if not pipeline:
         return mlir

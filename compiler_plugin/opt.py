@@ -94,7 +94,7 @@ def verify(expected: list[Diagnostic], actual: list[Diagnostic], filename: str) 
 
 def process_chunk(chunk: str, offset: int, pipeline, filename: str, context) -> tuple[str | None, list[Diagnostic]]:
     """Parse and transform one chunk; returns (output or None, diagnostics)."""
-    from mlirforge.passes._pipeline import run_pipeline
+    from mlirforge.passes import run_pipeline
 
     diags: list[Diagnostic] = []
     handler = context.attach_diagnostic_handler(lambda d: _collect(d, diags) or True)
@@ -138,7 +138,7 @@ def list_passes() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mlirforge.passes._pipeline import PipelineError, parse_pipeline
+    from mlirforge.passes import PipelineError, parse_pipeline
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import math
 
 from mlirforge.llm_rewrite.types import Kernel, TensorSpec
 from mlirforge.lowering.ir import ir
-from mlirforge.passes._kernels import (
+from mlirforge.passes import (
     KERNEL_HASH,
     KERNEL_ROOT,
     func_ops,
@@ -24,7 +24,7 @@ from mlirforge.passes._kernels import (
     sym_name,
     walk_nested,
 )
-from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
+from mlirforge.passes import parse_pipeline, run_pipeline
 
 
 def tensor_spec(t) -> TensorSpec:
@@ -197,7 +197,7 @@ def kernel_from_function_text(text: str, source_name: str = "<kernel>") -> Kerne
     Raises UserError naming the file for malformed input.
     """
     from mlirforge.lowering.errors import UserError
-    from mlirforge.passes._kernels import KERNEL_HASH as _H, is_root, kernel_hash_of
+    from mlirforge.passes import KERNEL_HASH as _H, is_root, kernel_hash_of
 
     with ir.Context():
         try:

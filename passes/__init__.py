@@ -48,12 +48,23 @@ def describe_passes(names: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-# The framework (base class, pipeline parsing and running) lives in `_base` and
-# `_pipeline`; these names are its public face, imported on first use.
+# The public face of the package: the framework (base class, pipeline parsing
+# and running) and what other packages need to know about kernels. Other
+# packages import these names from `mlirforge.passes`, never from the private
+# modules; each is imported on first use, so listing passes stays cheap.
 _PUBLIC = {
     "ForgePass": "_base", "PassFailure": "_base",
     "parse_pipeline": "_pipeline", "run_pipeline": "_pipeline", "PipelineError": "_pipeline",
+    # kernels: attributes, the content hash and the IR helpers that read them
+    "KERNEL_HASH": "_kernels", "KERNEL_ROOT": "_kernels", "kernels": "_kernels",
+    "kernel_hash_of": "_kernels", "is_root": "_kernels", "function_type": "_kernels",
+    "op_name": "_kernels", "walk_nested": "_kernels", "string_attr": "_kernels",
+    "func_ops": "_kernels", "sym_name": "_kernels", "owner_op": "_kernels", "entry_block": "_kernels",
+    "is_fusible_elementwise": "_kernels", "is_clonable_constant": "_kernels", "is_kernel": "_kernels",
+    # substitution of a verified kernel into a model
+    "substitute": "substitute_kernels",
 }
+__all__ = ["get_all_passes", "describe_passes", *_PUBLIC]
 
 
 def __getattr__(name: str):

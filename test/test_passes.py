@@ -14,8 +14,8 @@ from mlirforge.lowering.runtime import IreeModule
 from mlirforge.lowering.torch_export import export_model
 from mlirforge.numerics import compare_outputs
 from mlirforge.passes import get_all_passes
-from mlirforge.passes._kernels import kernels
-from mlirforge.passes._pipeline import PipelineError, parse_pipeline, run_pipeline
+from mlirforge.passes import kernels
+from mlirforge.passes import PipelineError, parse_pipeline, run_pipeline
 
 from conftest import load_example
 
