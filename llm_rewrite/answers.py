@@ -8,8 +8,10 @@ answer) becomes a one-line reason that goes back into the next prompt.
 
 This is only the shape check. Whether a candidate's MLIR parses and verifies,
 keeps the signature, names real passes, uses whitelisted flags and legal tile
-sizes is the evaluation cascade's first stage (`evaluate.build_candidate_source`),
-which runs before anything is compiled.
+sizes is the evaluation cascade's first stage (each kind's `build`, in
+`llm_rewrite.candidates`), which runs before anything is compiled. The keys a
+payload may carry and their JSON types are each kind's `fields` and
+`check_payload`.
 """
 
 from __future__ import annotations
@@ -19,18 +21,12 @@ import json
 import re
 from typing import Any
 
+from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.types import Candidate
 
 MAX_ANSWER_CHARS = 400_000
 MAX_RATIONALE_CHARS = 500
 
-# kind -> payload keys it may carry (besides kind, rationale, parent)
-PAYLOAD_KEYS = {
-    "kernel": {"mlir"},
-    "tiling": {"distribution", "vector_common_parallel", "vector_reduction", "pipeline"},
-    "pipeline": {"pipeline"},
-    "flags": {"iree_flags", "driver"},
-}
 _META_KEYS = {"kind", "rationale", "parent", "payload"}
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
 
@@ -115,11 +111,12 @@ def _candidate(entry: Any, kinds: tuple[str, ...], kernel_hash: str | None, prov
     if not isinstance(payload, dict):
         raise ValueError("'payload' must be an object")
     payload = {**payload, **{k: v for k, v in entry.items() if k not in _META_KEYS}}
-    unknown = sorted(set(payload) - PAYLOAD_KEYS[kind])
+    info = candidates.get(kind)
+    unknown = sorted(set(payload) - info.fields)
     if unknown:
         raise ValueError(f"{kind} candidate with unknown field(s) {', '.join(unknown)} "
-                         f"(allowed: {', '.join(sorted(PAYLOAD_KEYS[kind]))})")
-    _check_types(kind, payload)
+                         f"(allowed: {', '.join(sorted(info.fields))})")
+    payload = info.check_payload(payload)
     rationale = entry.get("rationale", "")
     parent = entry.get("parent")
     return Candidate(
@@ -128,24 +125,3 @@ def _candidate(entry: Any, kinds: tuple[str, ...], kernel_hash: str | None, prov
         parent=parent if isinstance(parent, str) and re.fullmatch(r"[0-9a-f]{12}", parent) else provenance.get("parent"),
         **{k: v for k, v in provenance.items() if k != "parent"},
     )
-
-
-def _check_types(kind: str, payload: dict[str, Any]) -> None:
-    if kind == "kernel" and not isinstance(payload.get("mlir"), str):
-        raise ValueError("kernel candidate needs 'mlir': the replacement func.func as a string")
-    if kind == "pipeline" and not isinstance(payload.get("pipeline"), str):
-        raise ValueError("pipeline candidate needs 'pipeline': a comma-separated pass pipeline string")
-    if kind == "tiling":
-        for key in ("distribution", "vector_common_parallel", "vector_reduction"):
-            values = payload.get(key, [])
-            if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                raise ValueError(f"tiling '{key}' must be a list of integers")
-        if not payload.get("distribution"):
-            raise ValueError("tiling candidate needs 'distribution'")
-        payload.setdefault("pipeline", "DoubleTilingExpert")
-    if kind == "flags":
-        flags = payload.setdefault("iree_flags", [])
-        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-            raise ValueError("'iree_flags' must be a list of strings")
-        if "driver" in payload and not isinstance(payload["driver"], str):
-            raise ValueError("'driver' must be a string")

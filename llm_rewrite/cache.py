@@ -10,16 +10,13 @@ search interrupted by Ctrl-C keeps what it had verified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 from pathlib import Path
 
 from mlirforge.llm_rewrite.types import Candidate, Verdict
-from mlirforge.lowering.stages import cache_root
-from mlirforge.lowering.target import host_cpu
-from mlirforge.lowering.versions import tool_versions
+from mlirforge.lowering.stages import cache_root, pipeline_fingerprint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rewrites (
@@ -43,9 +40,9 @@ CREATE TABLE IF NOT EXISTS searched (
 
 
 def context_key(base_flags: list[str] | tuple[str, ...] = ()) -> str:
-    """Target CPU + tool versions + the flags kernels were compiled with."""
-    text = json.dumps([host_cpu().fingerprint, tool_versions(), list(base_flags)], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The compile pipeline's fingerprint (stages, tool versions, target CPU) with the flags (and
+    driver, proposer) kernels were compiled and timed with."""
+    return pipeline_fingerprint(list(base_flags))[:16]
 
 
 class RewriteCache:
@@ -86,7 +83,7 @@ class RewriteCache:
                 return
             self.db.execute(
                 "INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?, ?, ?, ?)",
-                (kernel_hash, context, json.dumps(candidate.to_json()), json.dumps(verdict.to_json()),
+                (kernel_hash, context, json.dumps(candidate.to_json()), json.dumps({**verdict.to_json(), "source": verdict.source}),
                  verdict.speedup or 0.0, time.time()),
             )
 

@@ -1,7 +1,7 @@
 """Composition: put the per-kernel winners into the model and keep only what pays end to end.
 
-Each winner's standalone kernel (built exactly as it was verified) is
-substituted into the outlined model, the kernels are inlined, and the whole
+Each winner's standalone kernel (the very source that was verified, carried
+by its Verdict) is substituted into the outlined model, the kernels are inlined, and the whole
 model is checked and timed against the unoptimised build. Each rewrite must
 then earn its place: the model with it must be significantly faster than the
 model without it (an A/B of the two, never a number measured earlier), or it
@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, build_candidate_source, run_worker, verdict_from_reply, compile_or_reject, CandidateRejected, module_spec
+from mlirforge.llm_rewrite.candidates import CandidateRejected
+from mlirforge.llm_rewrite.evaluate import (
+    EvalSettings, ModelEvaluator, build_candidate, compile_or_reject, module_spec, time_and_check, verdict_from_reply,
+)
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.ir import ir
-from mlirforge.passes._pipeline import parse_pipeline, run_pipeline
-from mlirforge.passes.substitute_kernels import substitute
+from mlirforge.passes import parse_pipeline, run_pipeline, substitute
 
 log = logging.getLogger("mlirforge.llm_rewrite")
 
@@ -34,13 +36,19 @@ class Composition:
     verdict: Verdict | None  # optimised vs unoptimised model
 
 
+def verified_source(winner: Winner, settings: EvalSettings) -> str:
+    """The standalone kernel module that was verified: the Verdict's own (a rewrite cached by an
+    older mlirforge has none and is rebuilt from its candidate, deterministically)."""
+    kernel, cand, verdict = winner
+    return verdict.source or build_candidate(kernel, cand, settings).source
+
+
 def apply_winners(outlined: str, winners: list[Winner], settings: EvalSettings) -> str:
     """Substitute each winner's verified kernel into the outlined model and inline."""
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(outlined)
-        for kernel, cand, _ in winners:
-            text, _ = build_candidate_source(kernel, cand, settings)
-            substitute(module, ir.Module.parse(text))
+        for winner in winners:
+            substitute(module, ir.Module.parse(verified_source(winner, settings)))
         run_pipeline(module, parse_pipeline("mlirforge-inline-kernels"))
         return module.operation.get_asm()
 
@@ -53,11 +61,10 @@ def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], 
         cand = compile_or_reject(cand_mlir, flags, model.cache)
     except CandidateRejected as exc:
         return Verdict(cand_id, stage=exc.stage, reason=exc.reason)
-    spec = {"parameters": model.parameters, "driver": driver}
-    ref_spec = module_spec(model.workdir / f"ab-ref-{cand_id}.vmfb", ref, **spec)
-    cand_spec = module_spec(model.workdir / f"ab-cand-{cand_id}.vmfb", cand, **spec)
-    reply = run_worker(ref_spec, cand_spec, model.inputs, model.depth,
-                       dataclasses.replace(settings, driver=driver), model.workdir, check=False)
+    ref_spec = module_spec(model.workdir / f"ab-ref-{cand_id}.vmfb", ref, model.parameters, driver)
+    cand_spec = module_spec(model.workdir / f"ab-cand-{cand_id}.vmfb", cand, model.parameters, driver)
+    reply = time_and_check(ref_spec, cand_spec, model.inputs, model.depth,
+                           dataclasses.replace(settings, driver=driver), model.workdir, check=False)
     return verdict_from_reply(cand_id, reply, settings)
 
 

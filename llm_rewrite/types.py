@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from typing import Any
-
-CANDIDATE_KINDS = ("flags", "pipeline", "tiling", "kernel")
-
 
 def json_safe(value: Any) -> Any:
     """NaN and infinities as strings, so manifests and --json output stay strict JSON."""
@@ -75,14 +73,8 @@ class Kernel:
 
 @dataclasses.dataclass
 class Candidate:
-    """One proposed change.
-
-    kind `flags`:    payload {"iree_flags": [...]} (module-wide)
-    kind `pipeline`: payload {"pipeline": "pass-a,pass-b{...}"} (our passes, on the kernel)
-    kind `tiling`:   payload {"distribution": [...], "vector_common_parallel": [...],
-                              "vector_reduction": [...], "pipeline": "DoubleTilingExpert"}
-    kind `kernel`:   payload {"mlir": "func.func ..."} (identical signature)
-    """
+    """One proposed change: a `kind` (one module of `llm_rewrite.candidates` each, which
+    documents its payload) and its JSON payload, with where it came from."""
 
     kind: str
     payload: dict[str, Any]
@@ -95,8 +87,14 @@ class Candidate:
     request: int | None = None  # the transcript record (seq) of the request that proposed it
 
     def __post_init__(self) -> None:
-        if self.kind not in CANDIDATE_KINDS:
-            raise ValueError(f"unknown candidate kind {self.kind!r}; expected one of {CANDIDATE_KINDS}")
+        self.kind_info  # raises ValueError for an unknown kind
+
+    @property
+    def kind_info(self):
+        """The `CandidateKind` of this candidate (`llm_rewrite.candidates`)."""
+        from mlirforge.llm_rewrite import candidates
+
+        return candidates.get(self.kind)
 
     @property
     def id(self) -> str:
@@ -104,17 +102,7 @@ class Candidate:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        if self.kind == "tiling":
-            p = self.payload
-            return f"tiling dist={p.get('distribution')} vec={p.get('vector_common_parallel')} red={p.get('vector_reduction')}"
-        if self.kind == "flags":
-            parts = list(self.payload.get("iree_flags", []))
-            if "driver" in self.payload:
-                parts.append(f"driver={self.payload['driver']}")
-            return "flags " + (" ".join(parts) or "(none)")
-        if self.kind == "pipeline":
-            return "pipeline " + self.payload.get("pipeline", "")
-        return "kernel (replacement body)"
+        return self.kind_info.describe(self.payload)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -127,32 +115,62 @@ class Candidate:
         return cls(**{k: v for k, v in d.items() if k in fields})
 
 
+class Stage(str, enum.Enum):
+    """The stages of the evaluation cascade, in order; a Verdict records the last one reached.
+
+    A `str` enum: it compares equal to its value and is written to JSON as it.
+    """
+
+    PARSE = "parse"          # the payload parses, verifies and passes the kind's own checks
+    SIGNATURE = "signature"  # a replacement keeps the kernel's argument and result types
+    BUILD = "build"          # IREE compiles it
+    NUMERICS = "numerics"    # equal to the reference on fresh inputs of every distribution
+    TIMING = "timing"        # timed side by side with the reference
+    DONE = "done"            # significantly faster: accepted
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def before_build(self) -> bool:
+        """Rejected without compiling anything (the payload itself was unusable)."""
+        return self in (Stage.PARSE, Stage.SIGNATURE)
+
+
 @dataclasses.dataclass
 class Verdict:
     """What evaluating one candidate found. The first failing stage stops the cascade."""
 
     candidate_id: str
-    stage: str = "parse"  # the last stage reached: parse, signature, build, numerics, timing, done
+    stage: Stage = Stage.PARSE  # the last stage reached
     built: bool = False
     equivalent: bool | None = None
     accepted: bool = False
     reason: str = ""
     equivalence: dict[str, Any] = dataclasses.field(default_factory=dict)
     timing: dict[str, Any] = dataclasses.field(default_factory=dict)
+    source: str | None = None
+    """MLIR of the standalone module that was built, checked and timed (kernel candidates):
+    composition substitutes exactly this, never a rebuild. Not part of `to_json()`."""
 
     @property
     def speedup(self) -> float | None:
         return self.timing.get("speedup")
 
+    def __post_init__(self) -> None:
+        self.stage = Stage(self.stage)  # a name read back from JSON, or a typo caught here
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        del d["source"]
+        d["stage"] = self.stage.value
         d["speedup"] = self.speedup
         return json_safe(d)
 
     def feedback(self) -> str:
         """A one-line summary for the next proposal round (never the check's inputs)."""
         if not self.built:
-            if self.stage in ("parse", "signature"):
+            if self.stage.before_build:
                 return f"rejected before building: {self.reason}"
             return f"build failed: {self.reason}"
         if self.equivalent is False:

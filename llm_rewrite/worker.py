@@ -6,13 +6,7 @@ that crashes, hangs or eats memory costs a Verdict, never the user's process.
 It imports only numpy and the IREE runtime (no torch, no compiler), which keeps
 its start-up short.
 
-Request: {"reference": {"vmfb", "parameters"?, "copy_inputs"?}, "candidate": {...},
-          "inputs": [{"shape", "dtype"}], "weights": [{"shape", "dtype"}] (bound
-          as parameters p0.. of both modules), "seed", "distributions",
-          "reduction_depth", "timing": {"rounds", "inner", "warmup", "min_gain",
-          "confidence", "bootstrap"} | null, "memory_mb", "driver"}
-Reply (stdout, JSON): {"equivalent", "equivalence": {...}, "timing": {...}} or
-{"error": "..."}.
+The request and reply are `llm_rewrite.worker_protocol`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ import time
 
 import numpy as np
 
-DISTRIBUTIONS = ("normal", "wide", "tiny", "large", "all_negative", "edge")
+from mlirforge.llm_rewrite.worker_protocol import DISTRIBUTIONS, ModuleSpec, WorkerRequest  # noqa: F401
 
 _EPS = {"f32": 2.0**-23, "f16": 2.0**-10, "bf16": 2.0**-7, "f64": 2.0**-52}
 
@@ -109,7 +103,7 @@ def compare(ref: np.ndarray, got: np.ndarray, depth: int) -> dict:
 class Runner:
     """A vmfb loaded with the IREE runtime; call with numpy arrays."""
 
-    def __init__(self, spec: dict, driver: str, weights: list[np.ndarray] | None = None):
+    def __init__(self, spec: ModuleSpec, driver: str, weights: list[np.ndarray] | None = None):
         import iree.runtime as rt
 
         self.rt = rt
@@ -117,23 +111,23 @@ class Runner:
         self.device = config.device
         instance = config.vm_instance
         modules = []
-        if spec.get("parameters") or weights:
+        if spec.parameters or weights:
             index = rt.ParameterIndex()
-            if spec.get("parameters"):
-                index.load(spec["parameters"])
+            if spec.parameters:
+                index.load(spec.parameters)
             for k, w in enumerate(weights or []):
                 index.add_buffer(f"p{k}", w)
             modules.append(rt.create_io_parameters_module(instance, index.create_provider(scope="mlirforge")))
         modules.append(rt.create_hal_module(instance, self.device))
-        main = rt.VmModule.mmap(instance, spec["vmfb"])
+        main = rt.VmModule.mmap(instance, spec.vmfb)
         modules.append(main)
         self.context = rt.VmContext(instance, modules)
-        self.function = main.lookup_function(spec.get("function", "main"))
+        self.function = main.lookup_function(spec.function)
         if self.function is None:
-            raise ValueError(f"no function @{spec.get('function', 'main')} in {spec['vmfb']}")
+            raise ValueError(f"no function @{spec.function} in {spec.vmfb}")
         # Inputs the module writes into (`lowering.aliasing`): each call gets a fresh
         # copy, as in the backend and in artifacts, and that copy is part of its time.
-        self.copy_inputs = frozenset(spec.get("copy_inputs", ()))
+        self.copy_inputs = frozenset(spec.copy_inputs)
 
     def device_inputs(self, arrays) -> list:
         """Device buffers for host arrays: (host array, device array) pairs, one per input."""
@@ -158,13 +152,13 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def check(ref: Runner, cand: Runner, request: dict) -> dict:
-    rng = np.random.default_rng(request["seed"])
-    depth = int(request.get("reduction_depth", 1))
+def check(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
+    rng = np.random.default_rng(request.seed)
+    depth = request.reduction_depth
     evidence = {"seeds": 0, "distributions": [], "max_error": 0.0, "tolerance": None}
-    for dist in request.get("distributions", DISTRIBUTIONS):
-        for _ in range(int(request.get("samples", 1))):
-            arrays = [make_input(rng, s["shape"], s["dtype"], dist) for s in request["inputs"]]
+    for dist in request.distributions:
+        for _ in range(request.samples):
+            arrays = [make_input(rng, s["shape"], s["dtype"], dist) for s in request.inputs]
             before = [a.copy() for a in arrays]
             expected = ref.to_host(ref(ref.device_inputs(arrays)))
             cand_inputs = cand.device_inputs(arrays)
@@ -173,7 +167,7 @@ def check(ref: Runner, cand: Runner, request: dict) -> dict:
             # What the module saw as its inputs, read back: a write into them is a wrong result.
             seen = cand.to_host([d._buffer_view for _, d in cand_inputs])
             # Fresh outputs: a second call must not overwrite the first call's results.
-            cand(cand.device_inputs([make_input(rng, s["shape"], s["dtype"], "normal") for s in request["inputs"]]))
+            cand(cand.device_inputs([make_input(rng, s["shape"], s["dtype"], "normal") for s in request.inputs]))
             again = cand.to_host(first_views)
             evidence["seeds"] += 1
             if dist not in evidence["distributions"]:
@@ -198,18 +192,18 @@ def check(ref: Runner, cand: Runner, request: dict) -> dict:
     return {"equivalent": True, "equivalence": evidence}
 
 
-def time_ab(ref: Runner, cand: Runner, request: dict) -> dict:
+def time_ab(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
     """Interleaved A/B rounds; the speedup's CI comes from a paired bootstrap."""
-    t = request["timing"]
-    rng = np.random.default_rng(request["seed"] + 1)
-    arrays = [make_input(rng, s["shape"], s["dtype"], "normal") for s in request["inputs"]]
+    t = request.timing
+    rng = np.random.default_rng(request.seed + 1)
+    arrays = [make_input(rng, s["shape"], s["dtype"], "normal") for s in request.inputs]
     ref_in, cand_in = ref.device_inputs(arrays), cand.device_inputs(arrays)
-    for _ in range(int(t.get("warmup", 3))):
+    for _ in range(t.warmup):
         ref(ref_in)
         cand(cand_in)
-    inner = int(t.get("inner", 5))
+    inner = t.inner
     a, b = [], []
-    for _ in range(int(t.get("rounds", 30))):
+    for _ in range(t.rounds):
         for runner, inputs, out in ((ref, ref_in, a), (cand, cand_in, b)):
             start = time.perf_counter()
             for _ in range(inner):
@@ -218,9 +212,9 @@ def time_ab(ref: Runner, cand: Runner, request: dict) -> dict:
     a, b = np.array(a), np.array(b)
     speedup = float(np.median(a) / np.median(b))
     n = len(a)
-    idx = rng.integers(0, n, size=(int(t.get("bootstrap", 1000)), n))
+    idx = rng.integers(0, n, size=(t.bootstrap, n))
     ratios = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
-    alpha = (1 - float(t.get("confidence", 0.95))) / 2
+    alpha = (1 - t.confidence) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha])
     return {
         "baseline_us": float(np.median(a) * 1e6),
@@ -230,31 +224,31 @@ def time_ab(ref: Runner, cand: Runner, request: dict) -> dict:
         "ci_high": float(high),
         "rounds": n,
         "inner": inner,
-        "confidence": float(t.get("confidence", 0.95)),
+        "confidence": t.confidence,
     }
 
 
-def run(request: dict) -> dict:
-    driver = request.get("driver", "local-sync")
+def run(request: WorkerRequest) -> dict:
+    driver = request.driver
     # A kernel's weight arguments are parameters (as in the model): one draw,
     # shared by both modules, from the request's seed.
-    rng = np.random.default_rng(request["seed"] + 2)
-    weights = [np.ascontiguousarray(make_input(rng, w["shape"], w["dtype"], "normal")) for w in request.get("weights", [])]
-    ref = Runner(request["reference"], driver, weights)
-    cand = Runner(request["candidate"], request["candidate"].get("driver", driver), weights)
+    rng = np.random.default_rng(request.seed + 2)
+    weights = [np.ascontiguousarray(make_input(rng, w["shape"], w["dtype"], "normal")) for w in request.weights]
+    ref = Runner(request.reference, request.reference.driver or driver, weights)
+    cand = Runner(request.candidate, request.candidate.driver or driver, weights)
     out: dict = {}
-    if request.get("check", True):
+    if request.check:
         out.update(check(ref, cand, request))
         if not out["equivalent"]:
             return out
-    if request.get("timing"):
+    if request.timing:
         out["timing"] = time_ab(ref, cand, request)
     return out
 
 
 def main() -> int:
-    request = json.loads(open(sys.argv[1]).read())
-    limit = int(request.get("memory_mb", 0))
+    request = WorkerRequest.from_json(json.loads(open(sys.argv[1]).read()))
+    limit = request.memory_mb
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit * 2**20, limit * 2**20))
     try:

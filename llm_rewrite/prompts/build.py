@@ -19,19 +19,13 @@ from __future__ import annotations
 
 import json
 
-from mlirforge.llm_rewrite.evaluate import MAX_VECTOR_TILE_ELEMENTS, loop_bounds
+from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.flags import describe_whitelist
 from mlirforge.llm_rewrite.population import Population, failure_kind
 from mlirforge.llm_rewrite.prompts import render
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.target import CpuTarget
 
-# Passes that make sense on one kernel (outlining, inlining and substitution are the search's own).
-KERNEL_PASSES = ["mlirforge-fold-transpose-into-matmul", "mlirforge-conv-to-channels-last",
-                 "mlirforge-generalize-named-ops", "mlirforge-annotate-tiling"]
-KERNEL_KINDS = ("kernel", "tiling", "pipeline")
-MODULE_KINDS = ("flags",)
-MAX_MLIR_IN_PROMPT = 60_000
 
 
 def _size(n: int | None) -> str:
@@ -52,34 +46,13 @@ def describe_target(cpu: CpuTarget) -> str:
 
 
 def describe_kinds(kernel: Kernel) -> str:
-    bounds = loop_bounds(kernel)
-    loops = (f"{len(bounds)} loops with sizes {bounds}" if bounds else
-             "one size per loop of the root op (tiling is most useful on matmul-like roots)")
-    return "\n".join([
-        '1. {"kind": "kernel", "mlir": "func.func @main(...) -> ... { ... }"}',
-        "   A replacement for the whole function: exactly one func.func, the identical signature",
-        "   (argument and result types in order), no calls to other functions, only upstream MLIR",
-        "   dialects (linalg, tensor, arith, math, scf, vector). It must compute the same values for",
-        "   every input, including signed zeros, infinities and NaN.",
-        '2. {"kind": "tiling", "distribution": [...], "vector_common_parallel": [...], "vector_reduction": [...],',
-        '    "pipeline": "DoubleTilingExpert"}',
-        f"   IREE tile sizes for the root op, {loops}. Each size is 0 (not tiled) up to the loop's size;",
-        "   vector tiles within distribution tiles; vector_common_parallel tiles the parallel loops (0 for",
-        "   reductions), vector_reduction the reduction loops (0 for parallel ones); the product of all",
-        f"   non-zero vector sizes at most {MAX_VECTOR_TILE_ELEMENTS}. Pipelines: DoubleTilingExpert, Default,",
-        "   Mmt4dTilingExpert, ConvTileAndDecomposeExpert. The kernel is then compiled without data tiling.",
-        '3. {"kind": "pipeline", "pipeline": "pass-a,pass-b{option=value}"}',
-        "   Our passes, run on the kernel in order (names and options below).",
-    ])
+    """The numbered list of the kernel-scope kinds, each kind's own `prompt` entry."""
+    entries = [candidates.get(name).prompt(kernel) for name in candidates.names("kernel")]
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(entries, 1))
 
 
 def _payload_text(cand: Candidate, full: bool) -> str:
-    if cand.kind == "kernel":
-        mlir = cand.payload.get("mlir", "")
-        if full and len(mlir) <= MAX_MLIR_IN_PROMPT:
-            return "replacement kernel:\n```mlir\n" + mlir + "\n```"
-        return f"replacement kernel ({len(mlir)} characters, not shown)"
-    return "`" + json.dumps({"kind": cand.kind, **cand.payload}, sort_keys=True) + "`"
+    return cand.kind_info.payload_text(cand.payload, full)
 
 
 def _verdict_text(verdict: Verdict) -> str:

@@ -28,7 +28,9 @@ from pathlib import Path
 from mlirforge.llm_rewrite import population
 from mlirforge.llm_rewrite.answers import parse_answer
 from mlirforge.llm_rewrite.llm_client import BudgetSpent, LLMClient, LLMError, LLMSettings
-from mlirforge.llm_rewrite.prompts.build import KERNEL_KINDS, KERNEL_PASSES, MODULE_KINDS, kernel_messages, module_messages
+from mlirforge.llm_rewrite import candidates
+from mlirforge.llm_rewrite.candidates.pipeline import KERNEL_PASSES
+from mlirforge.llm_rewrite.prompts.build import kernel_messages, module_messages
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.transcript import TranscriptWriter, prompt_hash
 from mlirforge.llm_rewrite.types import Candidate, Kernel
@@ -137,12 +139,12 @@ class LLMProposer(Proposer):
         messages = kernel_messages(kernel, self.cpu, pop, len(history), self._rejections.get(kernel.hash, []), n,
                                    self.passes_text)
         parent = pop.parent.id if pop.parent else None
-        return self._ask(messages, "kernel", kernel.hash, KERNEL_KINDS, n, parent)
+        return self._ask(messages, "kernel", kernel.hash, candidates.names("kernel"), n, parent)
 
     def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
         messages = module_messages(kernels, self.cpu, history, self._rejections.get(MODULE_KEY, []), n,
                                    self.base_flags, self.driver, self.drivers)
-        return self._ask(messages, "module", None, MODULE_KINDS, n, None)
+        return self._ask(messages, "module", None, candidates.names("module"), n, None)
 
     def _ask(self, messages, purpose: str, kernel_hash: str | None, kinds, n: int, parent: str | None) -> list[Candidate]:
         key = kernel_hash or MODULE_KEY

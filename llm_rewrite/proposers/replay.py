@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from mlirforge.llm_rewrite.answers import parse_answer
-from mlirforge.llm_rewrite.prompts.build import KERNEL_KINDS, MODULE_KINDS
+from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.transcript import read_transcript
 from mlirforge.llm_rewrite.types import Candidate, Kernel
@@ -50,10 +50,10 @@ class ReplayProposer(Proposer):
                         self.transcript.path)
 
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
-        return self._replay("kernel", kernel.hash, KERNEL_KINDS)
+        return self._replay("kernel", kernel.hash, candidates.names("kernel"))
 
     def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
-        return self._replay("module", None, MODULE_KINDS)
+        return self._replay("module", None, candidates.names("module"))
 
     def _replay(self, purpose: str, kernel_hash: str | None, kinds) -> list[Candidate]:
         rec = self.transcript.take(purpose, kernel_hash)
