@@ -167,7 +167,7 @@ class OptimizeOnFirstCall:
             proposer = self.config.make_proposer(transcript_out=_transcript_path())
             result = optimize_lowered(
                 lowered.mlir, params, inputs, proposer,
-                dataclasses.replace(self.config.search_settings(), allow_driver=False),
+                dataclasses.replace(self.config.search, allow_driver=False),
                 self.config.eval_settings(), self.config.use_rewrite_cache, opts.use_cache,
             )
         except (KeyboardInterrupt, MemoryError):

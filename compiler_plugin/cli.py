@@ -122,7 +122,7 @@ def _cmd_optimize(args, parser) -> int:
         parser.error(f"{src}: optimize takes a model.py (KernelBench convention)")
     config = _config_from_args(args)
     proposer = config.resolved_proposer
-    print(f"mlirforge: optimizing {src} with the {proposer} proposer, budget {config.budget_s:.0f} s",
+    print(f"mlirforge: optimizing {src} with the {proposer} proposer, budget {config.search.budget_s:.0f} s",
           file=sys.stderr)
     if proposer == "heuristic" and not config.llm_configured:
         from mlirforge.llm_rewrite.llm_client import ENABLE_HINT
@@ -130,7 +130,7 @@ def _cmd_optimize(args, parser) -> int:
         print(f"mlirforge: note: {ENABLE_HINT}", file=sys.stderr)
     problem = load_model_file(src)
     summary = api.optimize_model(problem.model, problem.inputs, args.output, config, source=str(src),
-                                 progress=_Progress(config.budget_s))
+                                 progress=_Progress(config.search.budget_s))
     for line in summary.lines():
         print(line)
     return 0

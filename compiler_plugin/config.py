@@ -1,6 +1,9 @@
 """User-facing configuration of the backend, the driver and the search.
 
-One typed dataclass, filled in this order (later wins): defaults, a config
+One typed tree, `CompileConfig`, whose sections are the lowering's options
+and the search's settings (`llm_rewrite.settings`: search, evaluation, llm);
+each default is declared once, in its section. Users set flat option names
+(`OPTIONS` maps each to its section and field). Filled in this order (later wins): defaults, a config
 file (`mlirforge.toml`, or `[tool.mlirforge]` in `pyproject.toml`, found in
 the working directory), the environment (`MLIRFORGE_PROPOSER`,
 `MLIRFORGE_BUDGET_S`, `MLIRFORGE_MODEL`), then CLI flags or `torch.compile` options. Unknown
@@ -17,15 +20,40 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlirforge.llm_rewrite.settings import EvalSettings, LLMSettings, SearchSettings
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.options import LoweringOptions
 
 PROPOSERS = ("auto", "heuristic", "llm", "replay")
 
+OPTIONS: dict[str, tuple[str, str]] = {
+    # user option -> (section of CompileConfig, field); the lowering's fields keep their own names
+    **{f.name: ("lowering", f.name) for f in dataclasses.fields(LoweringOptions)},
+    "budget_s": ("search", "budget_s"),
+    "patience": ("search", "patience"),
+    "min_gain": ("evaluation", "min_gain"),
+    "timing_rounds": ("evaluation", "rounds"),
+    "llm_base_url": ("llm", "base_url"),
+    "llm_model": ("llm", "model"),
+    "llm_timeout_s": ("llm", "timeout_s"),
+    "llm_max_retries": ("llm", "max_retries"),
+    "llm_concurrency": ("llm", "concurrency"),
+    "llm_temperature": ("llm", "temperature"),
+    "llm_max_requests": ("llm", "max_requests"),
+    "llm_max_tokens": ("llm", "max_total_tokens"),
+    **{name: ("", name) for name in ("max_shape_variants", "optimize", "proposer", "use_rewrite_cache", "transcript")},
+}
+"""Every user-facing option (torch.compile options, config files, CLI flags) and where it lives.
+Defaults and documentation are the target field's, declared once in its section's dataclass."""
+
 
 @dataclasses.dataclass(frozen=True)
 class CompileConfig:
     lowering: LoweringOptions = LoweringOptions()
+    search: SearchSettings = SearchSettings()
+    evaluation: EvalSettings = EvalSettings()
+    """How candidates are checked and timed; `base_flags`/`driver` come from `lowering` (`eval_settings`)."""
+    llm: LLMSettings = LLMSettings()
     max_shape_variants: int = 8
     """Distinct input shapes compiled per graph; calls with more run eagerly."""
     optimize: bool = False
@@ -34,55 +62,24 @@ class CompileConfig:
     """`auto`: the LLM when an endpoint is configured (OPENAI_BASE_URL or llm_base_url) and
     so is a model (MLIRFORGE_MODEL or llm_model) or the endpoint lists exactly one; else the
     offline heuristic. Without an endpoint, nothing touches the network."""
-    budget_s: float = 60.0
-    """Wall-clock seconds the search may spend per model (or per graph)."""
-    min_gain: float = 0.03
-    """A rewrite is kept only if the lower bound of its speedup's 95% CI clears 1 + min_gain."""
-    timing_rounds: int = 30
     use_rewrite_cache: bool = True
     transcript: str = ""
     """Replay transcript path (proposer `replay`) or where the LLM transcript is written."""
-    patience: int = 2
-    """Proposal rounds without a better verified rewrite before a kernel's search stops."""
-    llm_base_url: str = ""
-    """OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)."""
-    llm_model: str = ""
-    """Model name sent to the endpoint (default: $MLIRFORGE_MODEL, else the only model the endpoint lists)."""
-    llm_timeout_s: float = 120.0
-    llm_max_retries: int = 4
-    llm_concurrency: int = 2
-    llm_temperature: float = 0.7
-    llm_max_requests: int = 60
-    llm_max_tokens: int = 400_000
-    """Total tokens (prompt + completion) the search may spend."""
 
     def __post_init__(self) -> None:
         if self.max_shape_variants < 1:
             raise UserError("max_shape_variants: must be at least 1")
         if self.proposer not in PROPOSERS:
             raise UserError(f"proposer: expected one of {', '.join(PROPOSERS)}, got '{self.proposer}'")
-        if self.budget_s <= 0:
-            raise UserError("budget_s: must be positive")
-        if not 0 <= self.min_gain < 1:
-            raise UserError("min_gain: must be in [0, 1)")
-        if self.timing_rounds < 5:
-            raise UserError("timing_rounds: at least 5 rounds are needed for a confidence interval")
         if self.proposer == "replay" and not self.transcript:
             raise UserError("proposer 'replay' needs 'transcript' (the recorded transcript file)")
-        if self.patience < 1:
-            raise UserError("patience: must be at least 1")
-        for key in ("llm_timeout_s", "llm_concurrency", "llm_max_requests", "llm_max_tokens"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"{key}: must be positive")
-        if self.llm_max_retries < 0:
-            raise UserError("llm_max_retries: must be >= 0")
 
     @property
     def llm_configured(self) -> bool:
         """An endpoint is configured (no network: a missing model may still be picked from the endpoint)."""
         from mlirforge.llm_rewrite.llm_client import ENV_BASE_URL
 
-        return bool(self.llm_base_url or os.environ.get(ENV_BASE_URL))
+        return bool(self.llm.base_url or os.environ.get(ENV_BASE_URL))
 
     @property
     def resolved_proposer(self) -> str:
@@ -92,13 +89,13 @@ class CompileConfig:
             return "heuristic"  # offline: no endpoint, no network, no key
         from mlirforge.llm_rewrite import llm_client
 
-        if self.llm_model or os.environ.get(llm_client.ENV_MODEL):
+        if self.llm.model or os.environ.get(llm_client.ENV_MODEL):
             return "llm"
-        base_url = self.llm_base_url or os.environ[llm_client.ENV_BASE_URL]
+        base_url = self.llm.base_url or os.environ[llm_client.ENV_BASE_URL]
         if not base_url.startswith(("http://", "https://")):
             return "llm"  # make_proposer says what is wrong with it
         pick = llm_client.pick_model(base_url, llm_client.api_key_from_env(),
-                                     min(llm_client.LIST_TIMEOUT_S, self.llm_timeout_s))
+                                     min(llm_client.LIST_TIMEOUT_S, self.llm.timeout_s))
         if pick.model:
             return "llm"
         llm_client.note_once(f"an LLM endpoint is configured but no model, and {pick.problem}; using the offline "
@@ -115,14 +112,10 @@ class CompileConfig:
             return get_proposer("heuristic")
         if name == "replay":
             return get_proposer("replay", transcript=self.transcript)
-        from mlirforge.llm_rewrite.llm_client import LLMSettings
+        from mlirforge.llm_rewrite.llm_client import resolve_llm_settings
 
-        settings = LLMSettings.resolve(
-            self.llm_base_url, self.llm_model, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
-            concurrency=self.llm_concurrency, temperature=self.llm_temperature,
-            max_requests=self.llm_max_requests, max_total_tokens=self.llm_max_tokens,
-            max_seconds=self.budget_s,
-        )
+        # The LLM may take no longer than the search it serves.
+        settings = resolve_llm_settings(dataclasses.replace(self.llm, max_seconds=self.search.budget_s))
         where = self.transcript or transcript_out
         if not where:
             raise UserError("the llm proposer needs a transcript path (option 'transcript')")
@@ -131,31 +124,25 @@ class CompileConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None, base: CompileConfig | None = None) -> CompileConfig:
-        """Apply options (from torch.compile, CLI, file) over `base`; raises UserError naming a bad key."""
+        """Apply flat user options (from torch.compile, CLI, file) over `base`; raises UserError naming a bad key."""
         base = base or cls()
-        options = dict(options or {})
-        lowering_fields = {f.name: f for f in dataclasses.fields(LoweringOptions)}
-        own_fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "lowering"}
-        known = sorted(set(lowering_fields) | set(own_fields))
-        lowering_kw, own_kw = {}, {}
-        for key, value in options.items():
-            if key in lowering_fields:
-                if key == "iree_flags":
-                    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                        raise UserError(f"option 'iree_flags': expected a list of strings, got {value!r}")
-                    value = tuple(value)
-                else:
-                    value = _typed(key, lowering_fields[key], value)
-                lowering_kw[key] = value
-            elif key in own_fields:
-                own_kw[key] = _typed(key, own_fields[key], value)
-            else:
-                raise UserError(f"unknown mlirforge option '{key}'; known options: {', '.join(known)}")
-        try:
-            lowering = dataclasses.replace(base.lowering, **lowering_kw)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"option {exc}") from None
-        return dataclasses.replace(base, lowering=lowering, **own_kw)
+        changes: dict[str, dict[str, Any]] = {}
+        for key, value in dict(options or {}).items():
+            if key not in OPTIONS:
+                raise UserError(f"unknown mlirforge option '{key}'; known options: {', '.join(sorted(OPTIONS))}")
+            section, name = OPTIONS[key]
+            target = getattr(base, section) if section else base
+            field = next(f for f in dataclasses.fields(target) if f.name == name)
+            changes.setdefault(section, {})[name] = _typed(key, field, value)
+        own = changes.pop("", {})
+        sections = {}
+        for section, kw in changes.items():
+            try:
+                sections[section] = dataclasses.replace(getattr(base, section), **kw)
+            except ValueError as exc:  # the section's own range check: "field: why"
+                name, _, why = str(exc).partition(": ")
+                raise UserError(f"option '{_user_key(section, name)}': {why or exc}") from None
+        return dataclasses.replace(base, **sections, **own)
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, cwd: Path | None = None) -> CompileConfig:
@@ -179,18 +166,10 @@ class CompileConfig:
                 raise UserError(f"environment: {exc}") from None
         return cls.from_options(options or {}, config)
 
-    def search_settings(self):
-        from mlirforge.llm_rewrite.search import SearchSettings
-
-        return SearchSettings(budget_s=self.budget_s, patience=self.patience)
-
-    def eval_settings(self):
-        from mlirforge.llm_rewrite.evaluate import EvalSettings
-
-        return EvalSettings(
-            base_flags=tuple(self.lowering.iree_flags), driver=self.search_driver,
-            min_gain=self.min_gain, rounds=self.timing_rounds,
-        )
+    def eval_settings(self) -> EvalSettings:
+        """The evaluation settings with the lowering's flags and the search's driver as the reference build's."""
+        return dataclasses.replace(self.evaluation, base_flags=tuple(self.lowering.iree_flags),
+                                   driver=self.search_driver)
 
     @property
     def search_driver(self) -> str:
@@ -199,8 +178,18 @@ class CompileConfig:
         return "local-sync" if self.lowering.driver == "auto" else self.lowering.driver
 
 
+def _user_key(section: str, name: str) -> str:
+    """The user option that sets `section.name` (the field's own name if none does)."""
+    return next((k for k, v in OPTIONS.items() if v == (section, name)), name)
+
+
 def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
+    """`value` as the field's type (bool, int, float, str, tuple of str); UserError naming `key` otherwise."""
     kind = field.type if isinstance(field.type, str) else field.type.__name__
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"option '{key}': expected a list of strings, got {value!r}")
+        return tuple(value)
     try:
         if kind == "bool":
             if isinstance(value, str):

@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 from mlirforge.lowering.errors import UserError
+from mlirforge.llm_rewrite.settings import LLMSettings
 
 ENV_BASE_URL = "OPENAI_BASE_URL"
 ENV_API_KEY = "OPENAI_API_KEY"
@@ -60,49 +61,27 @@ class BudgetSpent(RuntimeError):
     """The LLM budget (requests, tokens or seconds) is used up; the search stops here."""
 
 
-@dataclasses.dataclass(frozen=True)
-class LLMSettings:
-    base_url: str
-    model: str
-    api_key: str = ""
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    backoff_s: float = 1.0
-    """First backoff; doubled per retry, with up to 50% jitter."""
-    max_backoff_s: float = 60.0
-    concurrency: int = 2
-    temperature: float = 0.7
-    max_tokens: int = 8192
-    """Completion tokens per request."""
-    max_requests: int = 60
-    max_total_tokens: int = 400_000
-    max_seconds: float = 1800.0
-
-    model_picked: bool = False
-    """The model was not configured but picked: the only one the endpoint lists."""
-
-    @classmethod
-    def resolve(cls, base_url: str = "", model: str = "", **overrides: Any) -> LLMSettings:
-        """Settings from explicit values, else the environment; without a model, the endpoint's only one.
-
-        Raises UserError saying how to enable the LLM, or why no model could be picked and how to choose."""
-        base_url = base_url or os.environ.get(ENV_BASE_URL, "")
-        model = model or os.environ.get(ENV_MODEL, "")
-        if not base_url:
-            raise UserError(f"the llm proposer needs {ENV_BASE_URL} (or --llm-base-url, option llm_base_url); "
-                            f"{ENABLE_HINT}")
-        if not base_url.startswith(("http://", "https://")):
-            raise UserError(f"llm endpoint '{base_url}' is not an http(s) URL")
-        base_url = base_url.rstrip("/")
-        # Many local servers need no key; the openai client insists on a non-empty one.
-        api_key = api_key_from_env()
-        picked = False
-        if not model:
-            pick = pick_model(base_url, api_key, min(LIST_TIMEOUT_S, overrides.get("timeout_s", cls.timeout_s)))
-            if not pick.model:
-                raise UserError(pick.error())
-            model, picked = pick.model, True
-        return cls(base_url=base_url, model=model, api_key=api_key, model_picked=picked, **overrides)
+def resolve_llm_settings(settings: LLMSettings) -> LLMSettings:
+    """`settings` with the endpoint and model filled in from the environment; without a model,
+    the endpoint's only one. Raises UserError saying how to enable the LLM, or why no model
+    could be picked and how to choose."""
+    base_url = settings.base_url or os.environ.get(ENV_BASE_URL, "")
+    model = settings.model or os.environ.get(ENV_MODEL, "")
+    if not base_url:
+        raise UserError(f"the llm proposer needs {ENV_BASE_URL} (or --llm-base-url, option llm_base_url); "
+                        f"{ENABLE_HINT}")
+    if not base_url.startswith(("http://", "https://")):
+        raise UserError(f"llm endpoint '{base_url}' is not an http(s) URL")
+    base_url = base_url.rstrip("/")
+    # Many local servers need no key; the openai client insists on a non-empty one.
+    api_key = api_key_from_env()
+    picked = False
+    if not model:
+        pick = pick_model(base_url, api_key, min(LIST_TIMEOUT_S, settings.timeout_s))
+        if not pick.model:
+            raise UserError(pick.error())
+        model, picked = pick.model, True
+    return dataclasses.replace(settings, base_url=base_url, model=model, api_key=api_key, model_picked=picked)
 
 
 def api_key_from_env() -> str:

@@ -18,7 +18,8 @@ from mlirforge.llm_rewrite.compose import Composition, compose
 from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, new_workdir
 from mlirforge.llm_rewrite.kernels import extract_kernels
 from mlirforge.llm_rewrite.proposers import Proposer
-from mlirforge.llm_rewrite.search import Search, SearchResult, SearchSettings
+from mlirforge.llm_rewrite.search import Search, SearchResult
+from mlirforge.llm_rewrite.settings import SearchSettings
 from mlirforge.llm_rewrite.types import TensorSpec
 from mlirforge.lowering.iree_compile import ModuleCache
 from mlirforge.lowering.runtime import write_parameter_archive
@@ -68,10 +69,10 @@ def optimize_lowered(
             search = Search(kernels, model, proposer, search_settings, eval_settings, workdir, rewrite_cache,
                             module_cache, progress)
             result = search.run()
-            flags = list(search.eval_settings.base_flags)
-            driver = search.eval_settings.driver
+            # Kernels were searched under the module winner's flags and driver; compose under them too.
+            chosen = dataclasses.replace(eval_settings, base_flags=result.flags, driver=result.driver)
             winners = [(kr.kernel, *kr.winner) for kr in result.kernels if kr.winner is not None]
-            composition = compose(model, outlined, winners, flags, driver, search.eval_settings, progress)
+            composition = compose(model, outlined, winners, list(result.flags), result.driver, chosen, progress)
             search.forget_rejected(
                 [kernel.hash for (kernel, _, _), _ in composition.dropped],
                 module_held=bool(composition.verdict and composition.verdict.accepted),
@@ -79,7 +80,7 @@ def optimize_lowered(
         finally:
             if rewrite_cache is not None:
                 rewrite_cache.close()
-        return Optimization(composition, result, outlined, search.eval_settings)
+        return Optimization(composition, result, outlined, chosen)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

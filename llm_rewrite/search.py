@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlirforge.llm_rewrite.cache import RewriteCache, context_key
-from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelEvaluator, flags_of, CandidateRejected
+from mlirforge.llm_rewrite.candidates import CandidateRejected
+from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelEvaluator
+from mlirforge.llm_rewrite.settings import SearchSettings
 from mlirforge.llm_rewrite.profiling import hot_kernels, profile_kernels
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
@@ -29,21 +31,6 @@ from mlirforge.lowering.iree_compile import ModuleCache
 log = logging.getLogger("mlirforge.llm_rewrite")
 
 Progress = Callable[[str, dict], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchSettings:
-    budget_s: float = 60.0
-    per_round: int = 4
-    patience: int = 2
-    max_kernels: int = 8
-    min_kernel_share: float = 0.03
-    module_share: float = 0.3
-    """Fraction of the budget for module-wide candidates (flags, driver)."""
-    allow_driver: bool = True
-    """Let module-wide candidates switch the IREE driver. The torch.compile backend
-    turns this off: IREE's thread pool and PyTorch's OpenMP threads slow each other
-    down when eager and compiled code interleave in one process."""
 
 
 @dataclasses.dataclass
@@ -67,6 +54,18 @@ class SearchResult:
     """Why the proposer stopped the search early (LLM budget spent, endpoint refusing), if it did."""
     rejected_answers: int = 0
     """Proposer answers that yielded no usable candidate (LLM prose, malformed JSON, ...)."""
+    flags: tuple[str, ...] = ()
+    """The iree-compile flags the kernels were searched (and are to be composed) under."""
+    driver: str = "local-sync"
+    """The driver they were timed under."""
+
+
+def module_choice(cand: Candidate, settings: EvalSettings) -> tuple[list[str], str]:
+    """(flags, driver) of a module-wide candidate; CandidateRejected if it is not one, or not allowed."""
+    info = cand.kind_info
+    if info.scope != "module":
+        raise CandidateRejected("parse", f"a {cand.kind} candidate is not module-wide")
+    return info.module_choice(cand.payload, settings)
 
 
 def _better(v: Verdict, best: tuple[Candidate, Verdict] | None) -> bool:
@@ -92,6 +91,7 @@ class Search:
         self.proposer = proposer
         self.settings = settings
         self.eval_settings = eval_settings
+        """The settings kernels are evaluated under: the caller's, then the module winner's flags and driver."""
         self.workdir = workdir
         self.rewrite_cache = rewrite_cache
         self.module_cache = module_cache
@@ -119,19 +119,18 @@ class Search:
     def run(self) -> SearchResult:
         start = time.monotonic()
         deadline = start + self.settings.budget_s
-        result = SearchResult(None, [], [], 0, 0.0)
+        result = SearchResult(None, [], [], 0, 0.0, flags=tuple(self.eval_settings.base_flags),
+                              driver=self.eval_settings.driver)
         try:
             if self.search_module:
                 module_deadline = start + self.settings.budget_s * self.settings.module_share
                 result.module_winner = self._search_module(result.module_history, module_deadline)
                 if result.module_winner is not None:
                     # Kernels are then searched (and cached) under the winning flags.
-                    cand = result.module_winner[0]
-                    self.eval_settings = dataclasses.replace(
-                        self.eval_settings,
-                        base_flags=tuple(flags_of(cand, self.eval_settings)),
-                        driver=cand.payload.get("driver", self.eval_settings.driver),
-                    )
+                    flags, driver = module_choice(result.module_winner[0], self.eval_settings)
+                    result.flags, result.driver = tuple(flags), driver
+                    self.eval_settings = dataclasses.replace(self.eval_settings, base_flags=tuple(flags),
+                                                             driver=driver)
             self.progress("profile", {"kernels": len(self.kernels)})
             ranked = profile_kernels(self.kernels, list(self.eval_settings.base_flags), self.eval_settings.driver,
                                      self.module_cache)
@@ -189,7 +188,7 @@ class Search:
             if "driver" in cand.payload and not self.settings.allow_driver:
                 continue
             try:
-                flags = flags_of(cand, self.eval_settings)
+                flags, _ = module_choice(cand, self.eval_settings)
             except CandidateRejected as exc:
                 verdict = Verdict(cand.id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
             else:

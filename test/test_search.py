@@ -107,7 +107,7 @@ class _DropIdentitySteps(Proposer):
 def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
     model, x = _identity_chain()
-    config = CompileConfig(budget_s=60)
+    config = CompileConfig.from_options({"budget_s": 60})
     events = []
     from mlirforge.api import optimize_model
 
