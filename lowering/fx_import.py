@@ -1,6 +1,7 @@
 """FX graph (ATen level) -> MLIR text, through torch-mlir's importer.
 
-Three named stages, each leaving a reproducer when it fails:
+The first stages of `lowering.stages.COMPILE_STAGES`, each leaving a
+reproducer when it fails:
 
   fx-import      FX graph -> torch dialect (torch-mlir's FxImporter)
   torch-backend  torch dialect -> torch backend contract (value semantics, decomposed)
@@ -23,17 +24,12 @@ from collections.abc import Callable
 
 import torch
 
-from mlirforge.lowering.stages import stage_failure
+from mlirforge.lowering.stages import stage, stage_failure, stages_for
 
 FORMS = ("linalg", "torch")
 
-TORCH_BACKEND_PIPELINE = (
-    "builtin.module(func.func(torch-match-quantized-custom-ops),"
-    "torchdynamo-export-to-torch-backend-pipeline{ extra-library=})"
-)
-LINALG_PIPELINE = (
-    "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline{allow-non-finites=true})"
-)
+TORCH_BACKEND_PIPELINE = stage("torch-backend").pipeline
+LINALG_PIPELINE = stage("linalg").pipeline
 
 # torch-mlir names the op it could not legalize in one of two ways: a known op
 # by its own name, an op it has no definition for as `torch.operator` with the
@@ -135,9 +131,9 @@ def import_fx_graph(gm: torch.fx.GraphModule, form: str = "linalg", func_name: s
                 stage, text, {"input.mlir": before}, command, unsupported_ops_in(text)
             ) from exc
 
-    run("torch-backend", TORCH_BACKEND_PIPELINE)
-    if form == "linalg":
-        run("linalg", LINALG_PIPELINE)
+    for step in stages_for(form):
+        if step.tool == "torch-mlir-opt":
+            run(step.name, step.pipeline)
     return module.operation.get_asm(enable_debug_info=debug_info)
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from mlirforge.lowering.aliasing import written_inputs
 from mlirforge.lowering.fx_import import unsupported_ops_in
-from mlirforge.lowering.stages import cache_root, stage_failure
+from mlirforge.lowering.stages import cache_root, pipeline_fingerprint, stage_failure
 from mlirforge.lowering.target import host_cpu
-from mlirforge.lowering.versions import tool_versions
 
 log = logging.getLogger("mlirforge.lowering")
 
@@ -74,11 +73,10 @@ def compile_flags(form: str, extra_flags: Sequence[str]) -> list[str]:
 
 
 def module_key(mlir_text: str, flags: Sequence[str]) -> str:
+    """The module cache's key: the input text and the pipeline's one fingerprint (`stages.pipeline_fingerprint`)."""
     h = hashlib.sha256()
     h.update(mlir_text.encode())
-    h.update(json.dumps(list(flags)).encode())
-    h.update(json.dumps(tool_versions(), sort_keys=True).encode())
-    h.update(host_cpu().fingerprint.encode())
+    h.update(pipeline_fingerprint(flags).encode())
     return h.hexdigest()
 
 

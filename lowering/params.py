@@ -31,11 +31,23 @@ def bind_parameters(mlir_text: str, param_arg_indices: Sequence[int], func_name:
     Parameter k (in the order of `param_arg_indices`) gets the key
     `parameter_key(k)`. Returns new MLIR text whose `@func_name` takes only the
     remaining arguments, in their original order (with `debug_info`, source
-    locations kept). Raises ValueError if the function is missing or an index
-    is out of range.
+    locations kept). Raises LoweringError (stage `bind-parameters`, with a
+    reproducer) if the function is missing, an index is out of range or the
+    result does not verify.
     """
     if not param_arg_indices:
         return mlir_text
+    try:
+        return _bind(mlir_text, param_arg_indices, func_name, debug_info)
+    except (ValueError, ir.MLIRError) as exc:
+        from mlirforge.lowering.stages import stage_failure
+
+        detail = "\n".join(str(d) for d in getattr(exc, "error_diagnostics", [])) or str(exc)
+        raise stage_failure("bind-parameters", f"binding arguments {list(param_arg_indices)} of @{func_name} as "
+                            f"parameters failed: {detail}", {"input.mlir": mlir_text}, None) from exc
+
+
+def _bind(mlir_text: str, param_arg_indices: Sequence[int], func_name: str, debug_info: bool) -> str:
     context = new_context()
     with context, ir.Location.unknown():
         module = ir.Module.parse(mlir_text)

@@ -1,9 +1,14 @@
-"""Named lowering stages and the reproducers they leave when they fail.
+"""The compile stages, in one list, and the reproducers they leave when they fail.
 
-Each stage is `(source) -> source` with a name. When one fails, everything
-needed to rerun it outside mlirforge is written to a fresh directory: the input
-it got (`input.mlir`, or `graph.py` for the FX stage), the compiler's
-diagnostics, and `command.sh` with the exact command line.
+`COMPILE_STAGES` names every step from an FX graph to a vmfb, in order (the
+idea of Triton's `add_stages`: one list says what runs). Each stage is
+`(source) -> source`; the modules that run them (`fx_import`, `params`,
+`iree_compile`) take their names and pipelines from here. When one fails,
+everything needed to rerun it outside mlirforge is written to a fresh
+directory: the input it got (`input.mlir`, or `graph.py` for the FX stage), the
+diagnostics, and `command.sh` with the exact command line where a tool exists.
+`pipeline_fingerprint` hashes the list with the flags, tool versions and target
+CPU: the one key of everything that decides what a given input compiles to.
 """
 
 from __future__ import annotations
@@ -15,7 +20,59 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+
 from mlirforge.lowering.errors import LoweringError
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileStage:
+    name: str
+    """The name errors and reproducers carry (`LoweringError.stage`)."""
+    tool: str
+    """What runs it."""
+    pipeline: str = ""
+    """Its pass pipeline, where it is one."""
+    forms: tuple[str, ...] = ("linalg", "torch")
+    """The lowering forms it runs for (`lowering.fx_import.FORMS`)."""
+
+
+COMPILE_STAGES: tuple[CompileStage, ...] = (
+    CompileStage("fx-import", "torch-mlir FxImporter (FX graph -> torch dialect)"),
+    CompileStage("torch-backend", "torch-mlir-opt", "builtin.module(func.func(torch-match-quantized-custom-ops),"
+                 "torchdynamo-export-to-torch-backend-pipeline{ extra-library=})"),
+    CompileStage("linalg", "torch-mlir-opt",
+                 "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline{allow-non-finites=true})",
+                 forms=("linalg",)),
+    CompileStage("bind-parameters", "mlirforge.lowering.params (weight arguments -> IREE parameters)"),
+    CompileStage("iree-compile", "iree-compile (llvm-cpu, the host CPU)"),
+)
+
+
+def stage(name: str) -> CompileStage:
+    """The stage called `name` (KeyError for a name not in the list: a typo in our code)."""
+    for s in COMPILE_STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def stages_for(form: str) -> list[CompileStage]:
+    """The stages that run, in order, for a lowering form."""
+    return [s for s in COMPILE_STAGES if form in s.forms]
+
+
+def pipeline_fingerprint(flags: Sequence[str]) -> str:
+    """SHA-256 of the stage list, the iree-compile `flags`, the tool versions and the target CPU."""
+    from mlirforge.lowering.target import host_cpu
+    from mlirforge.lowering.versions import tool_versions
+
+    text = json.dumps([[dataclasses.astuple(s) for s in COMPILE_STAGES], list(flags), tool_versions(),
+                       host_cpu().fingerprint], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def cache_root() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -115,3 +116,31 @@ def test_module_cache_skips_iree_in_a_second_process(tmp_path):
     assert first.stdout.split() == ["1", "0"]
     assert second.stdout.split() == ["1", "1"]
     assert len(list((tmp_path / "modules").glob("*.vmfb"))) == 1
+
+
+def test_compile_stages_are_one_ordered_list_that_runs_and_keys_the_cache():
+    from mlirforge.lowering import stages
+    from mlirforge.lowering.iree_compile import module_key
+
+    assert [s.name for s in stages.stages_for("linalg")] == [
+        "fx-import", "torch-backend", "linalg", "bind-parameters", "iree-compile"]
+    assert "linalg" not in [s.name for s in stages.stages_for("torch")]
+    key = module_key(LINEAR, ["--x"])
+    assert module_key(LINEAR, ["--x"]) == key and module_key(LINEAR, ["--y"]) != key
+    # A changed stage pipeline is a changed pipeline: modules compiled under the old one are not reused.
+    old = stages.COMPILE_STAGES
+    try:
+        stages.COMPILE_STAGES = (*old[:2], dataclasses.replace(old[2], pipeline=old[2].pipeline + " "), *old[3:])
+        assert module_key(LINEAR, ["--x"]) != key
+    finally:
+        stages.COMPILE_STAGES = old
+
+
+def test_a_parameter_binding_failure_is_a_stage_failure_with_a_reproducer():
+    from mlirforge.lowering.errors import LoweringError
+
+    with pytest.raises(LoweringError) as info:
+        bind_parameters(LINEAR, [7])
+    err = info.value
+    assert err.stage == "bind-parameters" and "out of range" in str(err)
+    assert err.reproducer is not None and (err.reproducer / "input.mlir").read_text() == LINEAR
