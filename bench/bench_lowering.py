@@ -15,12 +15,8 @@ harder by a neighbour than IREE on one.
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import platform
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -29,10 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads  # noqa: E402
-from bench_suite import busy_cpu_seconds, own_children_cpu_seconds  # noqa: E402
+from machine import cpu_text, machine_info, versions_text  # noqa: E402
 
-from mlirforge.lowering.target import host_cpu  # noqa: E402
+from mlirforge.benchmarking import OtherCpu, calls_per_sample, geomean, per_call_s  # noqa: E402
 from mlirforge.numerics import check_against_eager  # noqa: E402
+from mlirforge.timing import interleaved_times  # noqa: E402
 
 DT = "--iree-opt-data-tiling"
 REASSOC = "--iree-llvmcpu-reassociate-fp-reductions"
@@ -66,25 +63,12 @@ def measure(name: str, configs: list[str], rounds: int) -> dict[str, float | str
             out[c] = f"mismatch: {check.message}"
         fns.append(compiled)
     with torch.no_grad():
-        calls = max(1, int(2e-3 / max(1e-6, _once(model, inputs))))  # ~2 ms of eager per sample
-        samples: list[list[float]] = [[] for _ in fns]
-        for _ in range(rounds):
-            for fn, s in zip(fns, samples):
-                start = time.perf_counter()
-                for _ in range(calls):
-                    fn(*inputs)
-                s.append((time.perf_counter() - start) / calls)
+        calls = calls_per_sample(per_call_s(lambda: model(*inputs), statistic=min), 2e-3)  # ~2 ms of eager
+        samples = interleaved_times([lambda fn=fn: fn(*inputs) for fn in fns], rounds=rounds, inner=calls, warmup=0)
     out["eager_us"] = statistics.median(samples[0]) * 1e6
     for c, s in zip(configs, samples[1:]):
         out.setdefault(c, ratios(samples[0], s))
     return out
-
-
-def _once(fn, inputs) -> float:
-    fn(*inputs)
-    start = time.perf_counter()
-    fn(*inputs)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,43 +82,37 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}; known: {', '.join(CONFIGS)}")
-    busy0, wall0 = busy_cpu_seconds(), time.monotonic()
-    own0 = time.process_time() + own_children_cpu_seconds()  # iree-compile runs as a child
     rows = {}
-    for name in names:
-        rows[name] = measure(name, configs, args.rounds)
-        cells = " ".join(f"{c}={v:.2f}" if isinstance(v, float) else f"{c}=({v})" for c, v in rows[name].items()
-                         if c != "eager_us")
-        print(f"{name:22s} eager {rows[name]['eager_us']:9.1f} us  {cells}", flush=True)
-    wall = time.monotonic() - wall0
-    others = None
-    if busy0 is not None:
-        own = time.process_time() + own_children_cpu_seconds() - own0
-        others = (busy_cpu_seconds() - busy0 - own) / max(wall, 1e-9)
+    with OtherCpu() as other_cpu:  # iree-compile runs as a child: its CPU time is ours
+        for name in names:
+            rows[name] = measure(name, configs, args.rounds)
+            cells = " ".join(f"{c}={v:.2f}" if isinstance(v, float) else f"{c}=({v})"
+                             for c, v in rows[name].items() if c != "eager_us")
+            print(f"{name:22s} eager {rows[name]['eager_us']:9.1f} us  {cells}", flush=True)
+    others = other_cpu.cores
     geo = {}
     for c in configs:
-        vals = [rows[n][c] for n in names if isinstance(rows[n][c], float)]
-        geo[c] = math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
+        g = geomean(rows[n][c] for n in names if isinstance(rows[n][c], float))
+        geo[c] = float("nan") if g is None else g
     print("geomean  " + " ".join(f"{c}={g:.3f}" for c, g in geo.items()))
     busy_note = None
     if others is not None and others > 0.25:
         busy_note = f"the machine was busy: other processes used {others:.2f} cores on average during the run"
         print(f"warning: {busy_note}", file=sys.stderr)
     if args.markdown:
-        cpu = host_cpu().describe()
+        machine = machine_info()
         lines = [
             "# Lowering choices vs eager",
             "",
-            f"From `python bench/bench_lowering.py --rounds {args.rounds}` on {cpu['model_name']} "
-            f"({cpu['cores']} cores, {cpu['vector_bits']}-bit vectors), {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads). "
+            f"From `python bench/bench_lowering.py --rounds {args.rounds}` on {cpu_text(machine)}; "
+            f"{versions_text(machine['versions'])}. "
             "Each cell: median over rounds of eager time / configuration time, all systems interleaved "
             "in one process (higher is better).",
             "",
         ]
         if busy_note:
             lines += [f"**Warning:** {busy_note}; ratios against eager are unreliable.", ""]
-        lines += [f"Configurations: " + "; ".join(f"`{c}` = {CONFIGS[c]}" for c in configs), ""]
+        lines += ["Configurations: " + "; ".join(f"`{c}` = {CONFIGS[c]}" for c in configs), ""]
         lines.append("| workload | eager µs | " + " | ".join(configs) + " |")
         lines.append("|---|---:|" + "---:|" * len(configs))
         for n in names:

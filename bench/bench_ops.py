@@ -12,17 +12,16 @@ forced through IREE ("forced"), so the reason stays checkable.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import warnings
 from pathlib import Path
 
 import torch
+from machine import cpu_text, machine_info, versions_text
 
+from mlirforge.benchmarking import time_against_eager
 from mlirforge.lowering import partition
-from mlirforge.lowering.target import host_cpu
 from mlirforge.numerics import check_against_eager
-from mlirforge.timing import interleaved_times, median_us
 
 
 def cases() -> dict[str, tuple]:
@@ -49,8 +48,8 @@ def measure(fn, inputs, rounds: int) -> tuple[float, float, bool]:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ok = check_against_eager(compiled, fn, inputs).ok
-        eager, ours = interleaved_times([lambda: fn(*inputs), lambda: compiled(*inputs)], rounds=rounds, inner=5)
-    return median_us(eager), median_us(ours), ok
+        timing = time_against_eager(lambda: fn(*inputs), lambda: compiled(*inputs), rounds, inner=5, warmup=3)
+    return timing.eager_us, timing.compiled_us, ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,15 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{eager_us / ours_us:7.3f}x eager  {'ok' if ok else 'MISMATCH'}", flush=True)
     partition.EAGER_BY_CHOICE.update(kept)
     if args.markdown:
-        cpu = host_cpu().describe()
+        machine = machine_info()
         lines = [
             "# Scatter, sort and scan ops vs eager",
             "",
-            f"From `python bench/bench_ops.py` on {cpu['model_name']} ({cpu['cores']} cores, {cpu['vector_bits']}-bit "
-            f"vectors), Python {platform.python_version()}, "
-            f"torch {torch.__version__}; {torch.get_num_threads()} threads; interleaved, {args.rounds} rounds "
-            "of 5 calls, median per call. `default` is what the backend does; `forced` compiles an op kept "
-            "eager by choice (`lowering.partition.EAGER_BY_CHOICE`) through IREE anyway.",
+            f"From `python bench/bench_ops.py` on {cpu_text(machine)}; {versions_text(machine['versions'])}; "
+            f"interleaved, {args.rounds} rounds of 5 calls, median per call. `default` is what the backend "
+            "does; `forced` compiles an op kept eager by choice (`lowering.partition.EAGER_BY_CHOICE`) through IREE anyway.",
             "",
             "| op | mode | eager µs | mlirforge µs | x eager | matches eager, inputs unchanged |",
             "|---|---|---:|---:|---:|---|",

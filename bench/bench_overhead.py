@@ -14,13 +14,9 @@ import argparse
 import sys
 
 import torch
+from workloads import AddOne
 
 from mlirforge.timing import interleaved_times, median_us
-
-
-class AddOne(torch.nn.Module):
-    def forward(self, x):
-        return x + 1
 
 
 def main(argv: list[str] | None = None) -> int:

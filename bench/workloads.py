@@ -88,6 +88,13 @@ class SumLastDim(nn.Module):
         return torch.sum(x, dim=-1)
 
 
+class AddOne(nn.Module):
+    """`x + 1`: a call that does almost nothing, so its time is the call path's overhead."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
 class MaxLastDim(nn.Module):
     """Max over the last dimension, values only (KernelBench writes `torch.max(x, dim)[0]`)."""
 
