@@ -132,20 +132,9 @@ def plot_suite(data: dict[str, Any], out: Path) -> Path:
     labels.append("no timing")
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
     cpu = data.get("machine", {}).get("cpu", {})
-    fig.text(
-        0.99,
-        0.01,
-        f"{cpu.get('model_name', '')}, {cpu.get('cores', '?')} cores; whiskers: 95% CI; "
-        "x: no timing (error / not available / not run); hatched: wrong output",
-        ha="right",
-        fontsize=7,
-        color="#555555",
-    )
-    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
-    path = out / "suite_speedup.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    footnote = (f"{cpu.get('model_name', '')}, {cpu.get('cores', '?')} cores; whiskers: 95% CI; "
+                "x: no timing (error / not available / not run); hatched: wrong output")
+    return _save(fig, out / "suite_speedup.png", footnote, (0, 0.03, 1, 0.92))
 
 
 def plot_efficiency(data: dict[str, Any], out: Path) -> Path:
@@ -199,16 +188,14 @@ def plot_efficiency(data: dict[str, Any], out: Path) -> Path:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    fig.text(
-        0.99,
-        0.01,
-        "triangle: where Search's patience rule would stop",
-        ha="right",
-        fontsize=7,
-        color="#555555",
-    )
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    path = out / "search_efficiency.png"
+    footnote = "triangle: where Search's patience rule would stop"
+    return _save(fig, out / "search_efficiency.png", footnote, (0, 0.04, 1, 1))
+
+
+def _save(fig, path: Path, footnote: str, rect: tuple[float, float, float, float]) -> Path:
+    """Write the figure as a PNG with its footnote (bottom right), laid out within `rect`."""
+    fig.text(0.99, 0.01, footnote, ha="right", fontsize=7, color="#555555")
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
