@@ -12,11 +12,16 @@ import torch
 
 from mlirforge.artifact import atomic_write_bytes, load, write_artifact
 from mlirforge.config import CompileConfig
+
+ConfigLike = CompileConfig | dict | None
+"""A CompileConfig used as it is, or options loaded like the CLI's and the backend's
+(defaults <- mlirforge.toml / [tool.mlirforge] <- environment <- these options)."""
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
 from mlirforge.lowering.torch_export import export_model
-from mlirforge.manifest import BaselineRecord, Manifest, OptimizationRecord, RewriteRecord
+from mlirforge.evidence import BaselineRecord, OptimizationRecord, RewriteRecord
+from mlirforge.manifest import Manifest
 from mlirforge.numerics import check_against_eager
 from mlirforge.timing import interleaved_times, median_us
 
@@ -58,7 +63,7 @@ def compile_model(
     model: torch.nn.Module,
     inputs: list,
     out_dir: str | Path,
-    config: CompileConfig = CompileConfig(),
+    config: ConfigLike = None,
     source: str | None = None,
     verify: bool = True,
     time_it: bool = True,
@@ -69,6 +74,7 @@ def compile_model(
     PyTorch; with `time_it`, both are timed side by side. Raises UserError /
     LoweringError (the latter naming ops that cannot be lowered).
     """
+    config = CompileConfig.resolve(config)
     start = time.perf_counter()
     opts = config.lowering
     exported = export_model(model, inputs, opts)
@@ -97,18 +103,19 @@ def compile_model(
     return summary
 
 
-def compile_model_file(path: str | Path, out_dir: str | Path, config: CompileConfig = CompileConfig(), **kw) -> CompileSummary:
+def compile_model_file(path: str | Path, out_dir: str | Path, config: ConfigLike = None, **kw) -> CompileSummary:
     """`mlirforge compile model.py -o out/`: a KernelBench-format file to an artifact."""
     problem = load_model_file(path)
     return compile_model(problem.model, problem.inputs, out_dir, config, source=str(path), **kw)
 
 
-def compile_mlir_file(path: str | Path, out_path: str | Path, config: CompileConfig = CompileConfig()) -> float:
+def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike = None) -> float:
     """`mlirforge compile in.mlir -o out.vmfb`; returns seconds spent.
 
     Diagnostics name `path` (`file:line:col: error: ...`); nothing is written
     unless compilation succeeds.
     """
+    config = CompileConfig.resolve(config)
     path, out_path = Path(path), Path(out_path)
     try:
         text = path.read_text()
@@ -181,7 +188,7 @@ def optimize_model(
     model: torch.nn.Module,
     inputs: list,
     out_dir: str | Path,
-    config: CompileConfig = CompileConfig(),
+    config: ConfigLike = None,
     source: str | None = None,
     progress=None,
     time_it: bool = True,
@@ -193,6 +200,8 @@ def optimize_model(
     timing evidence. Raises UserError/LoweringError like `compile_model`.
     """
     import tempfile
+
+    config = CompileConfig.resolve(config)
 
     from mlirforge.llm_rewrite.optimize import optimize_lowered, unoptimized_result
 
@@ -305,12 +314,13 @@ def _reports(result, comp) -> dict[str, str]:
         return {}
 
 
-def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: CompileConfig = CompileConfig()):
+def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: ConfigLike = None):
     """`mlirforge evaluate`: the whole cascade for one candidate file against one kernel file."""
     from mlirforge.llm_rewrite.evaluate import KernelEvaluator, new_workdir
     from mlirforge.llm_rewrite.kernels import kernel_from_function_text
     from mlirforge.llm_rewrite.types import Candidate
 
+    config = CompileConfig.resolve(config)
     kernel_text = Path(kernel_path).read_text()
     kernel = kernel_from_function_text(kernel_text, str(kernel_path))
     candidate = Candidate("kernel", {"mlir": Path(candidate_path).read_text()}, kernel.hash, proposer="user")

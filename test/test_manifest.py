@@ -17,17 +17,19 @@ import torch
 import mlirforge
 from mlirforge.errors import UserError
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Stage, TensorSpec, Verdict, json_safe
-from mlirforge.manifest import (
+from mlirforge.evidence import (
     BaselineRecord,
-    CompileRecord,
     DroppedRecord,
     EquivalenceEvidence,
-    InputSpec,
-    Manifest,
     OptimizationRecord,
     RewriteRecord,
     TimingEvidence,
     VerdictRecord,
+)
+from mlirforge.manifest import (
+    CompileRecord,
+    InputSpec,
+    Manifest,
 )
 
 # What the worker and the evaluator put in a kept rewrite's verdict (`worker.check`, `worker.time_ab`,
