@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from mlirforge.llm_rewrite.worker_protocol import DISTRIBUTIONS, ModuleSpec, WorkerRequest  # noqa: F401
+from mlirforge.llm_rewrite.worker_protocol import ModuleSpec, WorkerRequest
 
 _EPS = {"f32": 2.0**-23, "f16": 2.0**-10, "bf16": 2.0**-7, "f64": 2.0**-52}
 

@@ -7,8 +7,9 @@ modules cross between the two copies as text.
 """
 
 from iree.compiler import ir, passmanager  # noqa: F401  (re-exported)
+from iree.compiler.dialects import arith, func, linalg, tensor  # noqa: F401  (re-exported: op builders)
 
-__all__ = ["ir", "passmanager", "new_context", "parse_module"]
+__all__ = ["ir", "passmanager", "arith", "func", "linalg", "tensor", "new_context", "parse_module"]
 
 
 def new_context() -> "ir.Context":

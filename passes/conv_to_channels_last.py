@@ -73,7 +73,7 @@ class ConvToChannelsLastPass(ForgePass):
         return found
 
     def _rewrite(self, conv) -> None:
-        from iree.compiler.dialects import linalg
+        from mlirforge.lowering.ir import linalg
 
         op = conv.operation
         image, filt, init = op.operands
@@ -101,7 +101,7 @@ def _transpose(value: "ir.Value", permutation: list[int]) -> "ir.Value":
 
     Dynamic sizes of the empty tensor are `tensor.dim`s of `value`.
     """
-    from iree.compiler.dialects import linalg, tensor
+    from mlirforge.lowering.ir import linalg, tensor
 
     source = ir.RankedTensorType(value.type)
     sizes: list = []
@@ -115,6 +115,6 @@ def _transpose(value: "ir.Value", permutation: list[int]) -> "ir.Value":
 
 
 def _index(i: int) -> "ir.Value":
-    from iree.compiler.dialects import arith
+    from mlirforge.lowering.ir import arith
 
     return arith.constant(ir.IndexType.get(), i)

@@ -54,7 +54,7 @@ class GeneralizeNamedOpsPass(ForgePass):
 
     @staticmethod
     def _generalize_one(op) -> None:
-        from iree.compiler.dialects import func as func_d
+        from mlirforge.lowering.ir import func as func_d
 
         operands = list(op.operands)
         types = [v.type for v in operands]

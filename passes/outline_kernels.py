@@ -129,7 +129,7 @@ class OutlineKernelsPass(ForgePass):
     # -- outlining -----------------------------------------------------------
 
     def _outline(self, module, func, block, cluster, root, existing) -> bool:
-        from iree.compiler.dialects import func as func_d
+        from mlirforge.lowering.ir import func as func_d
 
         func_op = func.operation
         ordered = [op.operation for op in block.operations if any(op.operation == c for c in cluster)]

@@ -17,7 +17,6 @@ none of those.
 
 from __future__ import annotations
 
-import json
 
 from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.flags import describe_whitelist
