@@ -3,6 +3,7 @@
 Doors:
   torch.compile(model, backend="mlirforge")   (registered by entry point)
   mlirforge.compile_model(model, inputs, "out/") / mlirforge.load("out/")
+  mlirforge.optimize(model, inputs, "out/")  (the search; `optimize_model` in mlirforge.api)
   the `mlirforge` driver (mlirforge.cli)
 
 Imports are lazy so that `import mlirforge` (done by dynamo when it resolves
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["compile_model", "compile_model_file", "load", "stats", "backend"]
+__all__ = ["compile_model", "compile_model_file", "compile_mlir_file", "optimize", "load", "stats", "backend"]
 
 
 def __getattr__(name: str):
@@ -21,6 +22,10 @@ def __getattr__(name: str):
         from mlirforge import api
 
         return getattr(api, name)
+    if name == "optimize":
+        from mlirforge import api
+
+        return api.optimize_model
     if name == "load":
         from mlirforge.artifact import load
 

@@ -145,6 +145,12 @@ class CompileConfig:
         return dataclasses.replace(base, **sections, **own)
 
     @classmethod
+    def resolve(cls, config: CompileConfig | Mapping[str, Any] | None) -> CompileConfig:
+        """What the Python API takes: a CompileConfig as it is, or options (or None) loaded the
+        way the CLI and the backend load them (`load`: defaults <- file <- environment <- options)."""
+        return config if isinstance(config, CompileConfig) else cls.load(config)
+
+    @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, cwd: Path | None = None) -> CompileConfig:
         """Defaults <- config file <- environment <- options."""
         config = cls()

@@ -109,3 +109,30 @@ def test_a_string_bool_for_a_lowering_option_means_what_it_says():
     from mlirforge.config import CompileConfig
 
     assert CompileConfig.from_options({"use_cache": "false"}).lowering.use_cache is False
+
+
+def test_the_python_api_loads_options_like_the_cli_and_the_backend(tmp_path, monkeypatch):
+    from mlirforge.config import CompileConfig
+
+    (tmp_path / "mlirforge.toml").write_text('budget_s = 7\nmin_gain = 0.05\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLIRFORGE_BUDGET_S", "9")
+    loaded = CompileConfig.resolve({"timing_rounds": 6})
+    # defaults <- file <- environment <- options, as `mlirforge optimize` and torch.compile do
+    assert (loaded.search.budget_s, loaded.evaluation.min_gain, loaded.evaluation.rounds) == (9.0, 0.05, 6)
+    assert CompileConfig.resolve(None).search.budget_s == 9.0
+    explicit = CompileConfig()
+    assert CompileConfig.resolve(explicit) is explicit  # a built config is taken as it is
+    with pytest.raises(Exception, match="option 'min_gain'"):
+        CompileConfig.resolve({"min_gain": 1.5})
+
+
+def test_each_option_has_one_default_in_its_section():
+    from mlirforge.config import OPTIONS, CompileConfig
+
+    config = CompileConfig()
+    for key, (section, name) in OPTIONS.items():
+        owner = getattr(config, section) if section else config
+        assert hasattr(owner, name), key
+    assert config.eval_settings().min_gain == config.evaluation.min_gain
+    assert config.eval_settings().base_flags == config.lowering.iree_flags
