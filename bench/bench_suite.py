@@ -42,7 +42,7 @@ Per system it records:
               system were taken back to back, so they are resampled together).
   GFLOP/s     for workloads with a defined flop count; for matmuls also the
               fraction of the CPU's fp32 peak: cores x clock x FMA units x fp32
-              lanes x 2 (see `cpu_peak`; `--fma-units`, `--clock-mhz` override).
+              lanes x 2 (see `machine.cpu_peak`; `--fma-units`, `--clock-mhz` override).
 
 Run from the repository root:
 
