@@ -28,13 +28,24 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from mlirforge.config import CompileConfig
 from mlirforge.lowering.fx_import import aten_decompositions
-from mlirforge.lowering.graph_compiler import STATS, FallbackReport, compile_with_fallback
+from mlirforge.lowering.fallback import FallbackReport, compile_with_fallback
+from mlirforge.lowering.graph_compiler import STATS
 
 log = logging.getLogger("mlirforge")
 
 
 class FallbackWarning(UserWarning):
-    """Part of a model runs in eager PyTorch because mlirforge cannot lower it."""
+    """Part of a model runs in eager PyTorch because mlirforge cannot (or chooses not to) lower it.
+
+    Carries the structure behind its text: `report`, the graph's `FallbackReport`
+    (None for a warning about something else), and `ops`, the ATen op names this
+    warning is about (empty for a whole graph or a failed compile/search).
+    """
+
+    def __init__(self, message: str, report: FallbackReport | None = None, ops: Sequence[str] = ()):
+        super().__init__(message)
+        self.report = report
+        self.ops = tuple(ops)
 
 
 def _report_fallback(report: FallbackReport) -> None:
@@ -54,21 +65,16 @@ def _report_fallback(report: FallbackReport) -> None:
     failed = [op for op in new_ops if op not in report.by_choice]
     rest = "so does the rest of this graph" if report.all_eager else "the rest of the graph is compiled"
     if failed:
-        warnings.warn(
-            f"mlirforge: these ops run in eager PyTorch: {listed(failed)}; {rest}",
-            FallbackWarning,
-            stacklevel=3,
-        )
+        warnings.warn(FallbackWarning(f"mlirforge: these ops run in eager PyTorch: {listed(failed)}; {rest}",
+                                      report, sorted(failed)), stacklevel=3)
     if chosen:
         why = "; ".join(f"{op}: {report.by_choice[op]}" for op in sorted(chosen))
-        warnings.warn(
+        warnings.warn(FallbackWarning(
             f"mlirforge: these ops run in eager PyTorch by choice: {listed(chosen)}; why: {why}",
-            FallbackWarning,
-            stacklevel=3,
-        )
+            report, sorted(chosen)), stacklevel=3)
     for message in news:
         prefix = "a graph runs in eager PyTorch: " if message == report.whole_graph_reason else ""
-        warnings.warn(f"mlirforge: {prefix}{message}", FallbackWarning, stacklevel=3)
+        warnings.warn(FallbackWarning(f"mlirforge: {prefix}{message}", report), stacklevel=3)
 
 
 def _static_positions(example_inputs: Sequence) -> list[int]:
