@@ -50,14 +50,14 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
 # --------------------------------------------------------------------------- fallbacks
 
 EAGER_OPS = "these ops run in eager PyTorch"
-"""How the backend's FallbackWarning names ops it keeps eager (`backend._report_fallback`)."""
+"""How the backend's FallbackWarning text names ops it keeps eager (`backend._report_fallback`)."""
 
 
 def fallback_ops(messages: Iterable[str]) -> list[str]:
-    """Op names from the backend's FallbackWarning texts ("...: aten.erfinv (1 node at m.py:3); the rest ...").
+    """Op names from FallbackWarning texts ("...: aten.erfinv (1 node at m.py:3); the rest ...").
 
-    Parsed from the text because the warning carries no `FallbackReport`
-    (`lowering.graph_compiler`); this is the one place that reads it.
+    For warnings that carry no structure (`warning_ops`); the text is read
+    only here.
     """
     ops = []
     for msg in messages:
@@ -68,9 +68,14 @@ def fallback_ops(messages: Iterable[str]) -> list[str]:
     return ops
 
 
-def other_fallbacks(messages: Iterable[str]) -> list[str]:
-    """The FallbackWarnings that are not op lists (a whole graph eager, an IREE failure, a failed search)."""
-    return [m for m in messages if EAGER_OPS not in m]
+def warning_ops(warning: Warning) -> list[str]:
+    """The ATen ops one FallbackWarning says run eagerly (empty: it is about something else).
+
+    The backend's structured record (`FallbackWarning.ops`, from the graph's
+    `FallbackReport`) where the warning carries it, else read from its text.
+    """
+    ops = getattr(warning, "ops", None)
+    return list(ops) if ops is not None else fallback_ops([str(warning)])
 
 
 def ran_in(stats_delta: dict[str, float]) -> str:
@@ -95,12 +100,10 @@ class FirstCall:
     compile_s: float = 0.0  # wall time of the call
     stats_delta: dict[str, float] = dataclasses.field(default_factory=dict)  # mlirforge.stats() change
     fallback_warnings: list[str] = dataclasses.field(default_factory=list)  # FallbackWarning texts
+    fallback_ops: list[str] = dataclasses.field(default_factory=list)  # the ATen ops they name
+    other_fallbacks: list[str] = dataclasses.field(default_factory=list)  # texts of those naming no op
     graph_breaks: list[str] = dataclasses.field(default_factory=list)  # dynamo's reasons, new ones
     check: Any = None  # `numerics.EagerCheck`, from `first_call_against_eager` when the call worked
-
-    @property
-    def fallback_ops(self) -> list[str]:
-        return fallback_ops(self.fallback_warnings)
 
 
 def _stats() -> dict[str, float]:
@@ -136,7 +139,10 @@ def observe_first_call(call: Callable[[], Any]) -> FirstCall:
             seen.compile_s = time.perf_counter() - start
     after = _stats()
     seen.stats_delta = {k: round(after[k] - before[k], 3) for k in after}
-    seen.fallback_warnings = [str(w.message) for w in caught if issubclass(w.category, FallbackWarning)]
+    fallbacks = [w.message for w in caught if issubclass(w.category, FallbackWarning)]
+    seen.fallback_warnings = [str(w) for w in fallbacks]
+    seen.fallback_ops = [op for w in fallbacks for op in warning_ops(w)]
+    seen.other_fallbacks = [str(w) for w in fallbacks if not warning_ops(w)]
     seen.graph_breaks = sorted(k for k, n in _graph_breaks().items() if n > breaks_before.get(k, 0))
     return seen
 

@@ -24,11 +24,16 @@ from mlirforge.benchmarking import (
     first_call_against_eager,
     iree_calls_of,
     one_line,
-    other_fallbacks,
     time_against_eager,
 )
 from mlirforge.problem_results import ProblemResult
-from mlirforge.problem_size import DEFAULT_MAX_MEMORY_MB, MIB, available_ram_mb, estimate_size, skip_reason
+from mlirforge.problem_size import (
+    DEFAULT_MAX_MEMORY_MB,
+    MIB,
+    available_ram_mb,
+    estimate_size,
+    skip_reason,
+)
 
 DEFAULT_ROUNDS = 20
 RESULT_MARKER = "MLIRFORGE_PROBLEM_RESULT "
@@ -57,8 +62,11 @@ def _set_memory_limit(max_memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def classify(result: ProblemResult, ok: bool, message: str) -> None:
-    """Set status/reason from the comparison and what ran eagerly (mismatch wins)."""
+def classify(result: ProblemResult, ok: bool, message: str, other_fallbacks: list[str]) -> None:
+    """Set status/reason from the comparison and what ran eagerly (mismatch wins).
+
+    `other_fallbacks`: the FallbackWarnings that name no op (a whole graph, a failed compile).
+    """
     if not ok:
         result.status, result.reason = "mismatch", message
         return
@@ -72,7 +80,7 @@ def classify(result: ProblemResult, ok: bool, message: str) -> None:
         eager_parts.append("dynamo graph break: " + "; ".join(result.graph_breaks))
     if result.iree_calls_per_call == 0:
         eager_parts.append("no IREE call: the model ran in eager PyTorch")
-    eager_parts += [w.removeprefix("mlirforge: ") for w in other_fallbacks(result.fallback_warnings)]
+    eager_parts += [w.removeprefix("mlirforge: ") for w in other_fallbacks]
     if eager_parts:
         result.status, result.reason = "fell-back", "; ".join(eager_parts)
     else:
@@ -113,7 +121,6 @@ def solve_one(path: Path, max_memory_mb: int, rounds: int, options: dict[str, An
 
     _phase("build")
     import torch
-
     from mlirforge.kernelbench import load_model_file
     from mlirforge.lowering.errors import UserError
 
@@ -156,7 +163,7 @@ def solve_one(path: Path, max_memory_mb: int, rounds: int, options: dict[str, An
         try:
             # A later call that runs no IREE module is a fallback too: count before classifying.
             result.iree_calls_per_call = iree_calls_of(lambda: compiled(*inputs))
-            classify(result, seen.check.ok, seen.check.message)
+            classify(result, seen.check.ok, seen.check.message, seen.other_fallbacks)
             _record_timing(time_against_eager(lambda: model(*inputs), lambda: compiled(*inputs), rounds), result)
         except Exception as exc:  # the first call worked, a later one did not
             result.status = "error"

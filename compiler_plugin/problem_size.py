@@ -64,7 +64,6 @@ def estimate_size(path: Path) -> SizeEstimate:
     nothing to measure. Raises whatever the problem file raises.
     """
     import torch
-
     from mlirforge.kernelbench import import_model_module
 
     module = import_model_module(path)
