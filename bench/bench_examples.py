@@ -65,10 +65,6 @@ if str(BENCH_DIR) not in sys.path:
 
 import torch  # noqa: E402
 from machine import machine_info  # noqa: E402
-from output import emit  # noqa: E402
-from systems import SystemResult, SystemSpec, Timing, build_callable, fresh_mlirforge_cache, summarize  # noqa: E402
-from workloads import AddOne  # noqa: E402
-
 from mlirforge.benchmarking import (  # noqa: E402
     first_call_against_eager,
     iree_calls_of,
@@ -78,6 +74,16 @@ from mlirforge.benchmarking import (  # noqa: E402
 from mlirforge.kernelbench import load_model_file  # noqa: E402
 from mlirforge.llm_rewrite.types import json_safe  # noqa: E402
 from mlirforge.timing import interleaved_times  # noqa: E402
+from output import emit  # noqa: E402
+from systems import (  # noqa: E402
+    SystemResult,
+    SystemSpec,
+    Timing,
+    build_callable,
+    fresh_mlirforge_cache,
+    summarize,
+)
+from workloads import AddOne  # noqa: E402
 
 EXAMPLES_DIR = BENCH_DIR.parent / "examples"
 DEFAULT_EXAMPLES = ("mlp", "cnn", "transformer_block", "unsupported_op")

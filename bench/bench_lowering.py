@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads  # noqa: E402
 from machine import cpu_text, machine_info, versions_text  # noqa: E402
-
 from mlirforge.benchmarking import OtherCpu, calls_per_sample, geomean, per_call_s  # noqa: E402
 from mlirforge.numerics import check_against_eager  # noqa: E402
 from mlirforge.timing import interleaved_times  # noqa: E402

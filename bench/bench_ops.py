@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from machine import cpu_text, machine_info, versions_text
-
 from mlirforge.benchmarking import time_against_eager
 from mlirforge.lowering import partition
 from mlirforge.numerics import check_against_eager

@@ -14,9 +14,8 @@ import argparse
 import sys
 
 import torch
-from workloads import AddOne
-
 from mlirforge.timing import interleaved_times, median_us
+from workloads import AddOne
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,6 @@ from efficiency_runs import run_kernel  # noqa: E402
 from machine import machine_info  # noqa: E402
 from output import emit, fmt_duration, step  # noqa: E402
 
-
 SECONDS_PER_EVALUATION = 1.6  # mean over the default kernels on the reference machine (2 vCPUs)
 LOWERING_SECONDS = 12  # per workload: export, outline, profile
 

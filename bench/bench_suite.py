@@ -147,9 +147,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        from suite_worker import run_workload
-
         from mlirforge.llm_rewrite.types import json_safe
+        from suite_worker import run_workload
 
         result = run_workload(args.worker, args)
         args.worker_out.write_text(json.dumps(json_safe(dataclasses.asdict(result))))

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from efficiency_kernels import KernelSpec, lowered_kernels, pick, sweep_space
-from output import progress
-
 from mlirforge.benchmarking import one_line
+from output import progress
 
 
 @dataclasses.dataclass

@@ -23,10 +23,15 @@ from typing import Any
 
 import workloads as W
 from machine import machine_info
-from output import fmt_duration, step
-from suite_results import SYSTEM_NAMES, SuiteSystemResult, WorkloadResult, systems_for, workload_from_json
-
 from mlirforge.benchmarking import OtherCpu
+from output import fmt_duration, step
+from suite_results import (
+    SYSTEM_NAMES,
+    SuiteSystemResult,
+    WorkloadResult,
+    systems_for,
+    workload_from_json,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

@@ -20,12 +20,17 @@ from pathlib import Path
 import torch
 import workloads as W
 from machine import cpu_peak
+from mlirforge.benchmarking import (
+    calls_per_sample,
+    first_call_against_eager,
+    one_line,
+    per_call_s,
+    ran_in,
+)
 from output import progress
 from peak_memory import MemoryTracker
 from suite_results import EAGER, REPLAY, SuiteSystemResult, WorkloadResult, systems_for
 from systems import SystemSpec, build_callable, fresh_mlirforge_cache, summarize
-
-from mlirforge.benchmarking import calls_per_sample, first_call_against_eager, one_line, per_call_s, ran_in
 
 
 class _LogCapture(logging.Handler):
