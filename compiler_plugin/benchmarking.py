@@ -56,8 +56,8 @@ EAGER_OPS = "these ops run in eager PyTorch"
 def fallback_ops(messages: Iterable[str]) -> list[str]:
     """Op names from FallbackWarning texts ("...: aten.erfinv (1 node at m.py:3); the rest ...").
 
-    For warnings that carry no structure (`warning_ops`); the text is read
-    only here.
+    For the texts alone (a recorded result's `fallback_warnings`); a live
+    warning carries its ops as `FallbackWarning.ops`, from the graph's `FallbackReport`.
     """
     ops = []
     for msg in messages:
@@ -66,16 +66,6 @@ def fallback_ops(messages: Iterable[str]) -> list[str]:
             ops += [re.sub(r"\s*\(\d+ nodes?[^)]*\)$", "", part.strip())
                     for part in re.split(r", (?=[\w.]+ \()", m.group(1))]
     return ops
-
-
-def warning_ops(warning: Warning) -> list[str]:
-    """The ATen ops one FallbackWarning says run eagerly (empty: it is about something else).
-
-    The backend's structured record (`FallbackWarning.ops`, from the graph's
-    `FallbackReport`) where the warning carries it, else read from its text.
-    """
-    ops = getattr(warning, "ops", None)
-    return list(ops) if ops is not None else fallback_ops([str(warning)])
 
 
 def ran_in(stats_delta: dict[str, float]) -> str:
@@ -141,8 +131,8 @@ def observe_first_call(call: Callable[[], Any]) -> FirstCall:
     seen.stats_delta = {k: round(after[k] - before[k], 3) for k in after}
     fallbacks = [w.message for w in caught if issubclass(w.category, FallbackWarning)]
     seen.fallback_warnings = [str(w) for w in fallbacks]
-    seen.fallback_ops = [op for w in fallbacks for op in warning_ops(w)]
-    seen.other_fallbacks = [str(w) for w in fallbacks if not warning_ops(w)]
+    seen.fallback_ops = [op for w in fallbacks for op in w.ops]  # the backend's structured record
+    seen.other_fallbacks = [str(w) for w in fallbacks if not w.ops]
     seen.graph_breaks = sorted(k for k, n in _graph_breaks().items() if n > breaks_before.get(k, 0))
     return seen
 
