@@ -255,7 +255,8 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     cache = ModuleCache() if opts.use_cache else None
     compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)
     kept_transcript = TRANSCRIPT if transcript is not None else None
-    rewrites = [RewriteRecord.from_verdict(kernel, cand, verdict, kept_transcript) for kernel, cand, verdict in comp.kept]
+    rewrites = [RewriteRecord.from_verdict(kernel, cand, verdict, kept_transcript, comp.in_model.get(kernel.hash))
+                for kernel, cand, verdict in comp.kept]
     kernel_files = {f"kernels/{kernel.hash}.mlir": kernel.module for kernel, _, _ in comp.kept}
     optimization = OptimizationRecord.for_search(
         proposer, config.search.budget_s, kept_transcript, result.search, comp,
@@ -269,11 +270,11 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, manifest, extra)
     summary = OptimizeSummary(
         artifact=out,
-        kernels=[_kernel_row(kr) for kr in result.search.kernels],
+        kernels=[_kernel_row(kr, comp) for kr in result.search.kernels],
         module_candidates=[{"candidate": c.describe(), "result": v.feedback()} for c, v in result.search.module_history],
         evaluations=result.search.evaluations,
         search_seconds=result.search.seconds,
-        end_to_end={"summary": comp.verdict.reason if comp.verdict else "not verified",
+        end_to_end={"summary": comp.verdict.reason if comp.verdict else "nothing to compare: no verified rewrite differs from the unoptimised model",
                     **(comp.verdict.timing if comp.verdict else {})},
         interrupted=result.search.interrupted,
         stopped=result.search.stopped,
@@ -292,10 +293,17 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     return summary
 
 
-def _kernel_row(kr) -> dict:
+def _kernel_row(kr, comp) -> dict:
+    """One line of the summary's kernel table: the verdict alone, and where it was composed, in the model."""
     if kr.winner is not None:
         c, v = kr.winner
-        result = f"{'cached: ' if kr.from_cache else ''}{v.speedup:.2f}x with {c.describe()}"
+        result = f"{'cached: ' if kr.from_cache else ''}{v.speedup:.2f}x alone with {c.describe()}"
+        inside = comp.in_model.get(kr.kernel.hash)
+        if inside and inside.get("speedup") is not None:
+            result += f"; {inside['speedup']:.3f}x in the model (CI {inside['ci_low']:.3f}-{inside['ci_high']:.3f})"
+        why = next((why for (k, _, _), why in comp.dropped if k.hash == kr.kernel.hash), None)
+        result += f"; dropped: {why}" if why else ("; kept" if any(k.hash == kr.kernel.hash for k, _, _ in comp.kept)
+                                                     else "")
     else:
         result = kr.skipped or f"no verified rewrite ({len(kr.history)} tried)"
     return {"hash": kr.kernel.hash, "root": kr.kernel.root, "baseline_us": kr.kernel.baseline_us or 0.0,

@@ -100,8 +100,17 @@ class _Progress:
             c = info["candidate"]
             what = f"cached module-wide choice: {c.describe()}" if c else "module-wide flags searched before, none kept"
             print(f"{bar} {what}", file=sys.stderr)
+        elif event == "compose-set":
+            print(f"{bar} all {info['kept']} verified rewrite(s) in the model: {info['verdict'].reason}",
+                  file=sys.stderr)
+        elif event == "compose-ablation":
+            t = info["verdict"].timing or {}
+            figure = f"{t['speedup']:.3f}x (95% CI {t['ci_low']:.3f}-{t['ci_high']:.3f})" if t else info["verdict"].reason
+            print(f"{bar} kernel {info['kernel'].hash[:8]} in the model: {figure}", file=sys.stderr)
         elif event == "compose-final":
-            print(f"{bar} end to end: {info['verdict'].reason}", file=sys.stderr)
+            verdict = info["verdict"]
+            text = verdict.reason if verdict is not None else "no verified rewrite to put in the model"
+            print(f"{bar} end to end: {text}", file=sys.stderr)
         elif event == "interrupted":
             print(f"{bar} interrupted: keeping what was verified", file=sys.stderr)
         elif event == "answer-rejected":

@@ -110,9 +110,13 @@ class RewriteRecord:
     timing: TimingEvidence
     reason: str
     transcript: str | None = None  # the artifact's LLM transcript, for a candidate an LLM request proposed
+    in_model: TimingEvidence | None = None
+    """The rewrite's A/B inside the composed model (with it vs without it), when composition measured
+    one; `timing` is the kernel alone. Optional: artifacts written before it have none."""
 
     @classmethod
-    def from_verdict(cls, kernel, candidate, verdict, transcript: str | None = None) -> RewriteRecord:
+    def from_verdict(cls, kernel, candidate, verdict, transcript: str | None = None,
+                     in_model: dict | None = None) -> RewriteRecord:
         """A kept (kernel, Candidate, Verdict); `transcript`: the transcript file the artifact keeps, if any.
 
         Raises ManifestError if the verdict lacks the evidence a kept rewrite must have.
@@ -122,12 +126,16 @@ class RewriteRecord:
                    candidate=candidate.to_json(),
                    equivalence=EquivalenceEvidence.from_json(Fields(v["equivalence"], "equivalence"), checked=True),
                    timing=TimingEvidence.from_json(Fields(v["timing"], "timing"), timed=True),
-                   reason=verdict.reason, transcript=transcript if candidate.request is not None else None)
+                   reason=verdict.reason, transcript=transcript if candidate.request is not None else None,
+                   in_model=TimingEvidence.from_json(Fields(in_model, "in_model"), timed=True)
+                   if in_model and in_model.get("speedup") is not None else None)
 
     def to_json(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "kernel_root": self.kernel_root, "kernel_name": self.kernel_name,
                 "candidate": self.candidate, "equivalence": self.equivalence.to_json(),
-                "timing": self.timing.to_json(), "reason": self.reason, **present({"transcript": self.transcript})}
+                "timing": self.timing.to_json(), "reason": self.reason,
+                **present({"transcript": self.transcript,
+                           "in_model": self.in_model.to_json() if self.in_model else None})}
 
     @classmethod
     def from_json(cls, f: Fields) -> RewriteRecord:
@@ -136,7 +144,8 @@ class RewriteRecord:
                    kernel_name=f.get("kernel_name", STR), candidate=f.get("candidate", OBJ),
                    equivalence=EquivalenceEvidence.from_json(f.obj("equivalence"), checked=True),
                    timing=TimingEvidence.from_json(f.obj("timing"), timed=True),
-                   reason=f.get("reason", STR), transcript=f.opt("transcript", STR))
+                   reason=f.get("reason", STR), transcript=f.opt("transcript", STR),
+                   in_model=TimingEvidence.from_json(f.obj("in_model"), timed=True) if f.has("in_model") else None)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
