@@ -101,10 +101,9 @@ def run_system_first_call(
         return None
     if spec.is_mlirforge:
         msgs = [m.splitlines()[0] for m in seen.fallback_warnings]
-        failed = [m for m in msgs if "the search failed" in m]
-        if failed and spec.name == REPLAY:
+        if seen.search_failures and spec.name == REPLAY:
             # The row is about the replayed LLM search; without it, it is not that system.
-            result.status, result.error = "not available", failed[0]
+            result.status, result.error = "not available", seen.search_failures[0].splitlines()[0]
             return None
         result.notes += msgs + capture.messages
         where = ran_in(result.stats_delta)

@@ -37,15 +37,23 @@ log = logging.getLogger("mlirforge")
 class FallbackWarning(UserWarning):
     """Part of a model runs in eager PyTorch because mlirforge cannot (or chooses not to) lower it.
 
-    Carries the structure behind its text: `report`, the graph's `FallbackReport`
-    (None for a warning about something else), and `ops`, the ATen op names this
-    warning is about (empty for a whole graph or a failed compile/search).
+    Carries the structure behind its text: `kind` ("ops": these ops stay eager;
+    "graph": a whole graph or a part that failed to compile; "shapes": more input
+    shapes than `max_shape_variants`; "search": the search or its result failed and
+    the graph was compiled without it), `report`, the graph's `FallbackReport`
+    (None where there is none), and `ops`, the ATen op names it is about.
     """
 
-    def __init__(self, message: str, report: FallbackReport | None = None, ops: Sequence[str] = ()):
+    KINDS = ("ops", "graph", "shapes", "search")
+
+    def __init__(self, message: str, report: FallbackReport | None = None, ops: Sequence[str] = (),
+                 kind: str = "graph"):
         super().__init__(message)
+        if kind not in self.KINDS:
+            raise ValueError(f"FallbackWarning kind {kind!r} is not one of {self.KINDS}")
         self.report = report
         self.ops = tuple(ops)
+        self.kind = "ops" if ops else kind
 
 
 def _report_fallback(report: FallbackReport) -> None:
@@ -118,11 +126,10 @@ class ShapeSpecialized:
             if len(self.variants) >= self.config.max_shape_variants:
                 if not self._warned:
                     self._warned = True
-                    warnings.warn(
+                    warnings.warn(FallbackWarning(
                         f"mlirforge: more than {self.config.max_shape_variants} input shapes for "
                         "one graph; further shapes run in eager PyTorch "
-                        "(raise the 'max_shape_variants' option to compile more)",
-                        FallbackWarning,
+                        "(raise the 'max_shape_variants' option to compile more)", kind="shapes"),
                         stacklevel=2,
                     )
                 return self.gm(*args)
@@ -179,8 +186,8 @@ class OptimizeOnFirstCall:
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # the search must never break the user's model
-            warnings.warn(f"mlirforge: the search failed ({type(exc).__name__}: {exc}); compiling without it",
-                          FallbackWarning, stacklevel=2)
+            warnings.warn(FallbackWarning(f"mlirforge: the search failed ({type(exc).__name__}: {exc}); "
+                                          "compiling without it", kind="search"), stacklevel=2)
             fn, report = compile_with_fallback(self.gm, self.static, opts)
             _report_fallback(report)
             return fn
@@ -193,8 +200,8 @@ class OptimizeOnFirstCall:
         try:
             compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
         except LoweringError as exc:  # what the search kept must not break the user's model either
-            warnings.warn(f"mlirforge: the optimised graph failed to compile ({exc.summary()}); "
-                          "compiling without the search's rewrites", FallbackWarning, stacklevel=2)
+            warnings.warn(FallbackWarning(f"mlirforge: the optimised graph failed to compile ({exc.summary()}); "
+                                          "compiling without the search's rewrites", kind="search"), stacklevel=2)
             fn, report = compile_with_fallback(self.gm, self.static, opts)
             _report_fallback(report)
             return fn

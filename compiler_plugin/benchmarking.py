@@ -92,6 +92,7 @@ class FirstCall:
     fallback_warnings: list[str] = dataclasses.field(default_factory=list)  # FallbackWarning texts
     fallback_ops: list[str] = dataclasses.field(default_factory=list)  # the ATen ops they name
     other_fallbacks: list[str] = dataclasses.field(default_factory=list)  # texts of those naming no op
+    search_failures: list[str] = dataclasses.field(default_factory=list)  # texts of kind "search"
     graph_breaks: list[str] = dataclasses.field(default_factory=list)  # dynamo's reasons, new ones
     check: Any = None  # `numerics.EagerCheck`, from `first_call_against_eager` when the call worked
 
@@ -133,6 +134,7 @@ def observe_first_call(call: Callable[[], Any]) -> FirstCall:
     seen.fallback_warnings = [str(w) for w in fallbacks]
     seen.fallback_ops = [op for w in fallbacks for op in w.ops]  # the backend's structured record
     seen.other_fallbacks = [str(w) for w in fallbacks if not w.ops]
+    seen.search_failures = [str(w) for w in fallbacks if getattr(w, "kind", "") == "search"]
     seen.graph_breaks = sorted(k for k, n in _graph_breaks().items() if n > breaks_before.get(k, 0))
     return seen
 

@@ -164,10 +164,14 @@ def report_data(result, comp) -> dict:
             speedup = kept[k.hash][1].speedup
             if finite(speedup) and finite(baseline) is not None and speedup > 0:
                 accepted_us = baseline / speedup
+        inside = getattr(comp, "in_model", {}).get(k.hash) or {}
+        in_model = inside.get("speedup")
+        in_model_text = f", {fmt_x(in_model)} in the model" if in_model is not None else ""
         if k.hash in kept:
-            outcome = f"kept: {fmt_x(speedup)} with {kept[k.hash][0].describe()}"
+            outcome = f"kept: {fmt_x(speedup)} alone{in_model_text} with {kept[k.hash][0].describe()}"
         elif kr.winner is not None and k.hash in dropped_by_kernel:
-            outcome = f"verified {fmt_x(kr.winner[1].speedup)}, dropped at composition: {dropped_by_kernel[k.hash]}"
+            outcome = (f"verified {fmt_x(kr.winner[1].speedup)} alone{in_model_text}, dropped at composition: "
+                       f"{dropped_by_kernel[k.hash]}")
         elif kr.winner is not None:
             outcome = f"verified {fmt_x(kr.winner[1].speedup)}, not kept"
         elif kr.skipped:
@@ -181,6 +185,8 @@ def report_data(result, comp) -> dict:
             "share": (k.weight / total_weight) if total_weight else None,
             "accepted_us": accepted_us,
             "speedup": speedup,
+            "in_model_speedup": in_model,
+            "in_model_ci": [inside.get("ci_low"), inside.get("ci_high")] if in_model is not None else None,
             "kept": k.hash in kept,
             "winner_id": kr.winner[0].id if kr.winner else None,
             "from_cache": kr.from_cache,

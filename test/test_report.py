@@ -336,3 +336,24 @@ def test_end_to_end_rejected(scenario):
     assert not data["kernels"][0]["kept"] and data["kernels"][0]["accepted_us"] is None
     assert "not kept" in render_markdown(data)
     assert "not kept" in render_html(data)
+
+
+def test_a_kept_kernel_shows_its_speedup_alone_and_in_the_model():
+    from mlirforge.llm_rewrite.types import Candidate, Kernel, Stage, TensorSpec, Verdict
+    from mlirforge.report import render_html, render_markdown
+
+    k = Kernel("k1", "k1", "linalg.matmul", "module {}", [TensorSpec((4, 4), "f32")], [TensorSpec((4, 4), "f32")], 4,
+               baseline_us=100.0)
+    c = Candidate("kernel", {"mlir": "x"}, k.hash)
+    v = Verdict(c.id, stage=Stage.DONE, built=True, equivalent=True, accepted=True,
+                timing={"speedup": 1.69, "ci_low": 1.6, "ci_high": 1.8})
+    e2e = Verdict("model", stage=Stage.DONE, built=True, equivalent=True, accepted=True,
+                  timing={"speedup": 1.19, "ci_low": 1.17, "ci_high": 1.21})
+    search = SearchResult(None, [], [KernelResult(k, (c, v), [(c, v)])], 1, 1.0)
+    comp = Composition("module {}", [], "local-sync", [(k, c, v)], [], e2e,
+                       {k.hash: {"speedup": 1.21, "ci_low": 1.18, "ci_high": 1.24}})
+    data = report_data(search, comp)
+    (row,) = data["kernels"]
+    assert row["speedup"] == 1.69 and row["in_model_speedup"] == 1.21 and row["in_model_ci"] == [1.18, 1.24]
+    assert "1.690× alone, 1.210× in the model" in row["outcome"]
+    assert "1.210× in the model" in render_markdown(data) and "1.210× in the model" in render_html(data)

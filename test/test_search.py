@@ -169,6 +169,7 @@ def test_a_failing_search_never_breaks_the_model(tmp_path, monkeypatch):
     assert ok, msg
     assert mlirforge.stats().iree_calls == calls + 1
     assert any("the search failed" in str(w.message) for w in caught if w.category is FallbackWarning)
+    assert [w.message.kind for w in caught if "the search failed" in str(w.message)] == ["search"]
 
 
 def test_end_to_end_gain_matches_the_rewritten_kernels_share_of_the_model(tmp_path, monkeypatch):
