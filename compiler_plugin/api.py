@@ -255,7 +255,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     cache = ModuleCache() if opts.use_cache else None
     compiled = compile_mlir(comp.mlir, "auto", comp.flags, cache)
     kept_transcript = TRANSCRIPT if transcript is not None else None
-    rewrites = [RewriteRecord.from_verdict(kernel, cand, verdict, kept_transcript, comp.in_model.get(kernel.hash))
+    rewrites = [RewriteRecord.from_verdict(kernel, cand, verdict, kept_transcript, _in_model_evidence(comp, kernel.hash))
                 for kernel, cand, verdict in comp.kept]
     kernel_files = {f"kernels/{kernel.hash}.mlir": kernel.module for kernel, _, _ in comp.kept}
     optimization = OptimizationRecord.for_search(
@@ -293,6 +293,15 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     return summary
 
 
+def _in_model_evidence(comp, kernel_hash: str) -> dict | None:
+    """A kept rewrite's in-model A/B, with its dispatches before and after (`Composition.profile`) when profiled."""
+    ab = comp.in_model.get(kernel_hash)
+    if not ab or ab.get("speedup") is None:
+        return None
+    profile = comp.profile.get(kernel_hash)
+    return {**ab, "dispatches": profile} if profile else ab
+
+
 def _kernel_row(kr, comp) -> dict:
     """One line of the summary's kernel table: the verdict alone, and where it was composed, in the model."""
     if kr.winner is not None:
@@ -301,6 +310,9 @@ def _kernel_row(kr, comp) -> dict:
         inside = comp.in_model.get(kr.kernel.hash)
         if inside and inside.get("speedup") is not None:
             result += f"; {inside['speedup']:.3f}x in the model (CI {inside['ci_low']:.3f}-{inside['ci_high']:.3f})"
+        profiled = (comp.profile.get(kr.kernel.hash) or {}).get("why")
+        if profiled:
+            result += f" [{profiled}]"
         why = next((why for (k, _, _), why in comp.dropped if k.hash == kr.kernel.hash), None)
         result += f"; dropped: {why}" if why else ("; kept" if any(k.hash == kr.kernel.hash for k, _, _ in comp.kept)
                                                      else "")

@@ -186,6 +186,8 @@ def report_data(result, comp) -> dict:
             "accepted_us": accepted_us,
             "speedup": speedup,
             "in_model_speedup": in_model,
+            # Its dispatches in the unoptimised and the optimised model, and why the two speedups differ.
+            "in_model_profile": (getattr(comp, "profile", {}) or {}).get(k.hash),
             "in_model_ci": [inside.get("ci_low"), inside.get("ci_high")] if in_model is not None else None,
             "kept": k.hash in kept,
             "winner_id": kr.winner[0].id if kr.winner else None,

@@ -250,6 +250,8 @@ def render_html(data: dict) -> str:
                  + (f'; from {_h(", ".join(k["sources"][:4]))}' if k.get("sources") else "")
                  + (" · from the rewrite cache" if k.get("from_cache") else "") + "</p>")
         p.append(f"<p><b>Result:</b> {_h(k['outcome'])}</p>")
+        if (k.get("in_model_profile") or {}).get("why"):
+            p.append(f"<p><b>In the model:</b> {_h(k['in_model_profile']['why'])}</p>")
         p.append(_html_bars(k))
         p.append(_svg_plot(k["candidates"], threshold, f"speedup of candidates for kernel {k['hash']}"))
         p.append(_html_rows(k["candidates"], f"k-{k['hash']}"))

@@ -91,6 +91,8 @@ def render_markdown(data: dict) -> str:
         lines.append(f"{_md(k['root'])} {_md_code(k['name'])}, {k['calls']} call(s); baseline {fmt_us(k['baseline_us'])}"
                      + (f", accepted {fmt_us(k['accepted_us'])} ({fmt_x(k['speedup'])})" if k["kept"] else ""))
         lines += ["", f"**Result:** {_md(k['outcome'])}"]
+        if (k.get("in_model_profile") or {}).get("why"):
+            lines += ["", f"**In the model:** {_md(k['in_model_profile']['why'])}"]
         if k.get("from_cache"):
             lines.append("(from the rewrite cache)")
         lines.append("")

@@ -31,7 +31,7 @@ from mlirforge.llm_rewrite.evaluate import (
 )
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.ir import ir
-from mlirforge.passes import parse_pipeline, run_pipeline, substitute
+from mlirforge.passes import parse_pipeline, run_pipeline, substitute, tag_kernel_locations
 
 log = logging.getLogger("mlirforge.llm_rewrite")
 
@@ -49,6 +49,10 @@ class Composition:
     in_model: dict[str, dict] = dataclasses.field(default_factory=dict)
     """kernel hash -> its in-model A/B (the model with the rewrite vs without it, the rest of the
     set in place): speedup, ci_low, ci_high; the kernel's alone figure is its Verdict's."""
+    profile: dict[str, dict] = dataclasses.field(default_factory=dict)
+    """kernel hash -> its dispatches in the unoptimised model and in the model with every winner that
+    built (`in_model.KernelInModel.to_json()` under "before"/"after") and `why`: the sentence that
+    explains a gap between its speedup alone and in the model. Empty if profiling failed."""
 
 
 def verified_source(winner: Winner, settings: EvalSettings) -> str:
@@ -58,14 +62,21 @@ def verified_source(winner: Winner, settings: EvalSettings) -> str:
     return verdict.source or build_candidate(kernel, cand, settings).source
 
 
-def apply_winners(outlined: str, winners: list[Winner], settings: EvalSettings) -> str:
-    """Substitute each winner's verified kernel into the outlined model and inline."""
+def apply_winners(outlined: str, winners: list[Winner], settings: EvalSettings, tagged: bool = False) -> str:
+    """Substitute each winner's verified kernel into the outlined model and inline.
+
+    `tagged`: every op keeps a name location naming its kernel (`kernel:<hash>`; a
+    substituted kernel keeps the hash of the kernel it replaces), printed with debug
+    info, for `in_model.kernel_times`; IREE forms the same dispatches from either text.
+    """
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(outlined)
         for winner in winners:
             substitute(module, ir.Module.parse(verified_source(winner, settings)))
+        if tagged:
+            tag_kernel_locations(module)
         run_pipeline(module, parse_pipeline("mlirforge-inline-kernels"))
-        return module.operation.get_asm()
+        return module.operation.get_asm(enable_debug_info=tagged)
 
 
 def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], driver: str, settings: EvalSettings,
@@ -117,6 +128,7 @@ def compose(
         return Composition(baseline_inlined, base_flags, base_driver, [], dropped, None)
 
     full = apply_winners(outlined, kept, settings) if kept else baseline_inlined
+    profile = _profile(model, outlined, kept, flags, driver, settings)
     verdict = model.evaluate("model", full, flags, driver)
     progress("compose-set", {"verdict": verdict, "kept": len(kept)})
     in_model: dict[str, dict] = {}
@@ -145,5 +157,33 @@ def compose(
         full = baseline_inlined
     progress("compose-final", {"verdict": verdict})
     if verdict is None or not verdict.accepted:
-        return Composition(baseline_inlined, base_flags, base_driver, [], dropped, verdict, in_model)
-    return Composition(full, flags, driver, kept, dropped, verdict, in_model)
+        return Composition(baseline_inlined, base_flags, base_driver, [], dropped, verdict, in_model, profile)
+    return Composition(full, flags, driver, kept, dropped, verdict, in_model, profile)
+
+
+def _profile(model: ModelEvaluator, outlined: str, winners: list[Winner], flags: list[str], driver: str,
+             settings: EvalSettings) -> dict[str, dict]:
+    """Each winner's dispatches in the unoptimised model and with all winners in it (see `Composition.profile`).
+
+    Diagnostics only: a failure is logged and costs nothing but the explanation.
+    """
+    if not winners:
+        return {}
+    from mlirforge.llm_rewrite.in_model import explain, kernel_times
+
+    try:
+        times = []
+        for ws, fl in (([], list(model.settings.base_flags)), (winners, flags)):
+            times.append(kernel_times(apply_winners(outlined, ws, settings, tagged=True),
+                                      apply_winners(outlined, ws, settings), fl, driver, model.parameters,
+                                      model.inputs, model.cache))
+    except Exception as exc:  # noqa: BLE001 - the profile explains; it must never cost the composition
+        log.warning("mlirforge: could not profile the model's dispatches (%s: %s)", type(exc).__name__, exc)
+        return {}
+    before, after = times
+    out = {}
+    for kernel, _, verdict in winners:
+        b, a = before.get(kernel.hash), after.get(kernel.hash)
+        out[kernel.hash] = {"before": b.to_json() if b else None, "after": a.to_json() if a else None,
+                            "why": explain(kernel.hash, verdict.speedup, b, a)}
+    return out

@@ -61,6 +61,7 @@ _PUBLIC = {
     "op_name": "_kernels", "walk_nested": "_kernels", "string_attr": "_kernels",
     "func_ops": "_kernels", "sym_name": "_kernels", "owner_op": "_kernels", "entry_block": "_kernels",
     "is_fusible_elementwise": "_kernels", "is_clonable_constant": "_kernels", "is_kernel": "_kernels",
+    "tag_kernel_locations": "_kernels", "KERNEL_TAG_PREFIX": "_kernels",
     # substitution of a verified kernel into a model
     "substitute": "substitute_kernels",
 }

@@ -134,3 +134,20 @@ def owner_op(value):
     """The op defining a value, or None for block arguments."""
     owner = value.owner
     return owner if isinstance(owner, ir.Operation | ir.OpView) else None
+
+
+KERNEL_TAG_PREFIX = "kernel:"
+"""Name locations `kernel:<hash>` on a kernel's ops say, after inlining and IREE's dispatch formation,
+which kernel an op came from (`lowering.dispatch_profile.dispatch_sources` reads them back)."""
+
+
+def tag_kernel_locations(module) -> None:
+    """Wrap the location of every op of every kernel in a name location `kernel:<its hash>`."""
+    for kernel in kernels(module):
+        tag = KERNEL_TAG_PREFIX + string_attr(kernel, KERNEL_HASH)
+
+        def wrap(op, tag=tag):
+            if op is not kernel.operation:
+                op.location = ir.Location.name(tag, childLoc=op.location)
+
+        walk_nested(kernel, wrap)

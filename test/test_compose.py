@@ -61,7 +61,7 @@ def _members(mlir: str) -> frozenset[str]:
 @pytest.fixture
 def timed(monkeypatch):
     """Composition on `_Timed` models: substitution lists the members, builds always succeed."""
-    monkeypatch.setattr(compose_mod, "apply_winners", lambda outlined, ws, s: ",".join(sorted(w[0].name for w in ws)))
+    monkeypatch.setattr(compose_mod, "apply_winners", lambda outlined, ws, s, tagged=False: ",".join(sorted(w[0].name for w in ws)))
     monkeypatch.setattr(compose_mod, "compile_or_reject", lambda *a, **k: None)
 
     def ab(model, ref_mlir, cand_mlir, flags, driver, settings, cand_id):

@@ -144,3 +144,49 @@ def test_a_parameter_binding_failure_is_a_stage_failure_with_a_reproducer():
     err = info.value
     assert err.stage == "bind-parameters" and "out of range" in str(err)
     assert err.reproducer is not None and (err.reproducer / "input.mlir").read_text() == LINEAR
+
+
+TWO_KERNELS = """func.func @main(%a: tensor<64x128xf32>, %b: tensor<128x128xf32>, %c: tensor<128x32xf32>) -> tensor<64x32xf32> {
+  %r1 = func.call @k1(%a, %b) : (tensor<64x128xf32>, tensor<128x128xf32>) -> tensor<64x128xf32>
+  %r2 = func.call @k2(%r1, %c) : (tensor<64x128xf32>, tensor<128x32xf32>) -> tensor<64x32xf32>
+  return %r2 : tensor<64x32xf32>
+}
+func.func private @k1(%a: tensor<64x128xf32>, %b: tensor<128x128xf32>) -> tensor<64x128xf32> attributes {mlirforge.kernel_hash = "aaaa", mlirforge.kernel_root = "linalg.matmul"} {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<64x128xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x128xf32>) -> tensor<64x128xf32>
+  %m = linalg.matmul ins(%a, %b : tensor<64x128xf32>, tensor<128x128xf32>) outs(%f : tensor<64x128xf32>) -> tensor<64x128xf32>
+  return %m : tensor<64x128xf32>
+}
+func.func private @k2(%x: tensor<64x128xf32>, %c: tensor<128x32xf32>) -> tensor<64x32xf32> attributes {mlirforge.kernel_hash = "bbbb", mlirforge.kernel_root = "linalg.matmul"} {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<64x32xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %m = linalg.matmul ins(%x, %c : tensor<64x128xf32>, tensor<128x32xf32>) outs(%f : tensor<64x32xf32>) -> tensor<64x32xf32>
+  return %m : tensor<64x32xf32>
+}
+"""
+
+
+def test_dispatch_profile_times_each_dispatch_and_names_the_kernel_it_came_from(tmp_path):
+    import numpy as np
+
+    from mlirforge.lowering.dispatch_profile import dispatch_sources, profile_dispatches
+    from mlirforge.lowering.iree_compile import compile_flags
+    from mlirforge.lowering.ir import ir
+    from mlirforge.passes import parse_pipeline, run_pipeline, tag_kernel_locations
+
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.parse(TWO_KERNELS)
+        tag_kernel_locations(module)
+        run_pipeline(module, parse_pipeline("mlirforge-inline-kernels"))
+        tagged, plain = module.operation.get_asm(enable_debug_info=True), module.operation.get_asm()
+    sources = dispatch_sources(tagged, compile_flags("auto", []), prefix="kernel:")
+    assert sorted(s.root for s in sources.values()) == ["kernel:aaaa", "kernel:bbbb"]
+    (tmp_path / "m.vmfb").write_bytes(compile_mlir(plain, "auto").vmfb)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s).astype(np.float32) for s in ((64, 128), (128, 128), (128, 32))]
+    profile = profile_dispatches(tmp_path / "m.vmfb", inputs, calls=5)
+    assert sorted(d.name for d in profile.dispatches) == sorted(sources)  # every timed dispatch is mapped
+    assert all(d.per_call == 1 and d.median_us > 0 for d in profile.dispatches)
+    assert profile.call_us == pytest.approx(sum(d.median_us for d in profile.dispatches), rel=0.5)

@@ -195,3 +195,6 @@ def test_end_to_end_gain_matches_the_rewritten_kernels_share_of_the_model(tmp_pa
     # One kept rewrite: its in-model figure is the end-to-end one.
     assert inside["speedup"] == pytest.approx(e2e["timing"]["speedup"])
     assert e2e["timing"]["speedup"] == pytest.approx(predicted, rel=0.2), (share, alone["speedup"], predicted)
+    # IREE's per-dispatch profile of both models charges the gain to this kernel's dispatches.
+    dispatches = inside["dispatches"]
+    assert dispatches["before"]["us"] > 1.2 * dispatches["after"]["us"] and "its dispatches took" in dispatches["why"]
