@@ -29,7 +29,7 @@ from mlirforge.llm_rewrite.candidates import CandidateRejected
 from mlirforge.llm_rewrite.evaluate import (
     EvalSettings, ModelEvaluator, build_candidate, compile_or_reject, module_spec, time_and_check, verdict_from_reply,
 )
-from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+from mlirforge.llm_rewrite.types import Candidate, Kernel, Stage, Verdict
 from mlirforge.lowering.ir import ir
 from mlirforge.passes import parse_pipeline, run_pipeline, substitute, tag_kernel_locations
 
@@ -92,6 +92,18 @@ def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], 
     reply = time_and_check(ref_spec, cand_spec, model.inputs, model.depth,
                            dataclasses.replace(settings, driver=driver), model.workdir, check=False)
     return verdict_from_reply(cand_id, reply, settings)
+
+
+def confirm_in_model(model: ModelEvaluator, outlined: str, winner: Winner, settings: EvalSettings) -> Verdict:
+    """A kernel win measured where it runs: the model with this one rewrite against the model without
+    it, same flags and driver (`settings`), interleaved in the worker. Its numerics were checked alone;
+    the set's are checked again by `compose`."""
+    try:
+        with_it = apply_winners(outlined, [winner], settings)
+    except Exception as exc:  # noqa: BLE001 - a substitution failure is this candidate's verdict
+        return Verdict(winner[1].id, stage=Stage.BUILD, reason=f"cannot be substituted into the model: {exc}")
+    return _ab(model, apply_winners(outlined, [], settings), with_it, list(settings.base_flags), settings.driver,
+               settings, f"in-model-{winner[1].id}")
 
 
 def _in_model(verdict: Verdict) -> dict:

@@ -25,7 +25,7 @@ from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelE
 from mlirforge.llm_rewrite.settings import SearchSettings
 from mlirforge.llm_rewrite.profiling import hot_kernels, profile_kernels
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
-from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+from mlirforge.llm_rewrite.types import Candidate, Kernel, Stage, Verdict
 from mlirforge.lowering.iree_compile import ModuleCache
 
 log = logging.getLogger("mlirforge.llm_rewrite")
@@ -68,8 +68,30 @@ def module_choice(cand: Candidate, settings: EvalSettings) -> tuple[list[str], s
     return info.module_choice(cand.payload, settings)
 
 
+def _rank(v: Verdict) -> float:
+    """What a winner is ranked by: its in-model CI lower bound where it was confirmed there, else alone."""
+    inside = v.timing.get("in_model") or {}
+    return inside["ci_low"] if inside.get("ci_low") is not None else v.timing["ci_low"]
+
+
 def _better(v: Verdict, best: tuple[Candidate, Verdict] | None) -> bool:
-    return v.accepted and (best is None or v.timing["ci_low"] > best[1].timing["ci_low"])
+    return v.accepted and (best is None or _rank(v) > _rank(best[1]))
+
+
+def apply_in_model(verdict: Verdict, inside: Verdict) -> None:
+    """Record a kernel win's in-model A/B in its verdict; a win that is measurably slower in the model
+    is not one (the verdict the user sees is the in-model one)."""
+    t = inside.timing
+    if not t:
+        verdict.timing["in_model"] = {"error": inside.reason}  # unconfirmed: composition decides
+        return
+    verdict.timing["in_model"] = {k: t[k] for k in ("speedup", "ci_low", "ci_high")}
+    if t["ci_high"] < 1.0:
+        verdict.accepted, verdict.stage = False, Stage.TIMING
+        verdict.reason = (f"{verdict.speedup:.3f}x alone but {t['speedup']:.3f}x in the model (95% CI "
+                          f"{t['ci_low']:.3f}-{t['ci_high']:.3f}): slower where it runs")
+    else:
+        verdict.reason += f"; {t['speedup']:.3f}x in the model (95% CI {t['ci_low']:.3f}-{t['ci_high']:.3f})"
 
 
 class Search:
@@ -85,6 +107,7 @@ class Search:
         module_cache: ModuleCache | None,
         progress: Progress | None = None,
         search_module: bool = True,
+        confirm: Callable[[Kernel, Candidate, Verdict, EvalSettings], Verdict] | None = None,
     ):
         self.kernels = kernels
         self.model = model
@@ -97,6 +120,8 @@ class Search:
         self.module_cache = module_cache
         self.progress = progress or (lambda event, info: None)
         self.search_module = search_module
+        self.confirm = confirm
+        """Measures an accepted kernel win inside the model (`compose.confirm_in_model`); None: alone only."""
         self.evaluations = 0
         self.rejected_answers = 0
         self.module_cache_entry: tuple[str, str] | None = None
@@ -261,6 +286,8 @@ class Search:
                     continue
                 tried.add(cand.id)
                 verdict = evaluator.evaluate(cand)
+                if verdict.accepted and self.confirm is not None:
+                    apply_in_model(verdict, self.confirm(kernel, cand, verdict, self.eval_settings))
                 self.evaluations += 1
                 kr.history.append((cand, verdict))
                 self.progress("kernel-candidate", {"kernel": kernel, "candidate": cand, "verdict": verdict})

@@ -120,3 +120,22 @@ def test_a_module_wide_choice_alone_is_still_verified(timed):
     comp = _compose(timed, model, [], flags=[*model.settings.base_flags, "--iree-opt-level=O3"])
     assert comp.verdict.accepted and comp.flags[-1] == "--iree-opt-level=O3"
     assert model.evaluated == [frozenset()]
+
+
+def test_a_kernel_win_slower_in_the_model_is_not_a_win_and_winners_rank_by_the_model():
+    from mlirforge.llm_rewrite.search import _better, apply_in_model
+
+    fast_alone = _winner("a", 1.4)[2]
+    apply_in_model(fast_alone, _verdict("m", 0.96, 1.03))  # CI 0.95-0.97: measurably slower in the model
+    assert not fast_alone.accepted and "1.400x alone but 0.960x in the model" in fast_alone.reason
+    assert fast_alone.timing["in_model"]["speedup"] == pytest.approx(0.96)
+
+    modest, big = _winner("b", 1.2)[2], _winner("c", 1.6)[2]
+    apply_in_model(modest, _verdict("m", 1.08, 1.03))
+    apply_in_model(big, _verdict("m", 1.02, 1.03))  # faster alone, less so where it runs
+    assert modest.accepted and big.accepted and "1.080x in the model" in modest.reason
+    assert _better(modest, (None, big)) and not _better(big, (None, modest))
+
+    unconfirmed = _winner("d", 1.3)[2]
+    apply_in_model(unconfirmed, Verdict("m", reason="build: failed"))
+    assert unconfirmed.accepted and unconfirmed.timing["in_model"] == {"error": "build: failed"}
