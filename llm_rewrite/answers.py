@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from mlirforge.llm_rewrite import candidates
+from mlirforge.llm_rewrite.candidates.base import nesting_depth
 from mlirforge.llm_rewrite.types import Candidate
 
 MAX_ANSWER_CHARS = 400_000
@@ -35,6 +36,10 @@ _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
 class ParsedAnswer:
     candidates: list[Candidate]
     problems: list[str]  # why parts of the answer could not be used
+
+
+MAX_JSON_NESTING = 64
+"""An answer's JSON nests ~5 deep; deeper is refused before the decoder recurses into it."""
 
 
 def _json_values(text: str) -> list[Any]:
@@ -82,6 +87,8 @@ def parse_answer(
         return ParsedAnswer([], [f"answer of {len(text)} characters is over the {MAX_ANSWER_CHARS} limit; ignored"])
     if not text.strip():
         return ParsedAnswer([], ["empty answer"])
+    if nesting_depth(text, MAX_JSON_NESTING) > MAX_JSON_NESTING:
+        return ParsedAnswer([], [f"the answer's brackets nest more than {MAX_JSON_NESTING} deep; ignored"])
     values = _json_values(text)
     if not values:
         hint = "broken JSON" if "{" in text else "no JSON in the answer"

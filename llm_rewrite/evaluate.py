@@ -133,6 +133,7 @@ class KernelEvaluator:
         self.workdir = workdir
         self.cache = cache
         self._reference: ModuleSpec | None = None
+        self._printed: str | None = None
 
     def reference(self) -> ModuleSpec:
         if self._reference is None:
@@ -140,9 +141,29 @@ class KernelEvaluator:
             self._reference = build_reference(text, self.settings, self.cache, self.workdir / f"ref-{self.kernel.hash}.vmfb")
         return self._reference
 
+    def _unchanged(self) -> str:
+        """The kernel's module as the kinds print it (parsed and printed once)."""
+        if self._printed is None:
+            from mlirforge.lowering.ir import ir
+
+            with ir.Context(), ir.Location.unknown():
+                self._printed = ir.Module.parse(self.kernel.module).operation.get_asm()
+        return self._printed
+
+    def _check_built(self, cand: Candidate, built: Built) -> None:
+        """What a kernel's candidate may build: something new, compiled with the model's flags."""
+        if cand.kind_info.scope == "kernel" and tuple(built.flags) != tuple(self.settings.base_flags):
+            # The model is compiled with one set of flags: a kernel's own would hold alone only.
+            raise CandidateRejected(Stage.PARSE, f"a {cand.kind} candidate cannot change the compile flags "
+                                                 "(the whole model shares one set; propose a flags candidate)")
+        if tuple(built.flags) == tuple(self.settings.base_flags) and built.source.strip() in (
+                self.kernel.module.strip(), self._unchanged().strip()):
+            raise CandidateRejected(Stage.PARSE, "changes nothing: the rewritten kernel is the kernel itself")
+
     def evaluate(self, cand: Candidate) -> Verdict:
         try:
             built = build_candidate(self.kernel, cand, self.settings)
+            self._check_built(cand, built)
             compiled = compile_or_reject(runnable_module(self.kernel, built.source), built.flags, self.cache,
                                          self.settings.timeout_s)
         except CandidateRejected as exc:

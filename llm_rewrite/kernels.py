@@ -211,8 +211,10 @@ def kernel_from_function_text(text: str, source_name: str = "<kernel>") -> Kerne
             raise UserError(f"{source_name}: expected exactly one public func.func, found {len(funcs)}")
         func = funcs[0]
         ftype = function_type(func)
-        if not all(isinstance(t, ir.RankedTensorType) for t in [*ftype.inputs, *ftype.results]):
-            raise UserError(f"{source_name}: every argument and result must be a ranked tensor")
+        if not all(isinstance(t, ir.RankedTensorType) and ir.RankedTensorType(t).has_static_shape
+                   for t in [*ftype.inputs, *ftype.results]):
+            raise UserError(f"{source_name}: every argument and result must be a ranked tensor of static shape "
+                            "(the check draws inputs of the exact shapes)")
         roots = []
         walk_nested(func, lambda o: roots.append(o) if is_root(o) else None)
         digest = kernel_hash_of(func)

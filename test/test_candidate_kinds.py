@@ -8,6 +8,7 @@ source that was verified without building it again.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,32 +23,43 @@ from mlirforge.llm_rewrite.types import Candidate, Stage, Verdict
 DATA = Path(__file__).parent / "data"
 
 
+class ReturnEarlyKind(CandidateKind):
+    """Toy kind: the kernel returns the result of the first op named `op` (what follows becomes dead)."""
+
+    name = "return-early"
+    fields = frozenset({"op"})
+
+    def check_payload(self, payload):
+        if not isinstance(payload.get("op"), str):
+            raise ValueError("return-early candidate needs 'op': an op name such as \"linalg.matmul\"")
+        return payload
+
+    def build(self, kernel, payload, settings):
+        m = re.search(rf"(%\w+) = {re.escape(payload['op'])}\b", kernel.module)
+        if m is None:
+            raise CandidateRejected(Stage.PARSE, f"the kernel has no {payload['op']}")
+        return Built(re.sub(r"return %\w+ :", f"return {m.group(1)} :", kernel.module), tuple(settings.base_flags))
+
+    def describe(self, payload):
+        return f"return-early after {payload.get('op')}"
+
+    def prompt(self, kernel):
+        return '{"kind": "return-early", "op": "linalg.matmul"}\n   Return the first such op\'s result.'
+
+
 class OptLevelKind(CandidateKind):
-    """Toy kind: the kernel unchanged, compiled at another IREE optimisation level."""
+    """A kernel-scope kind that changes only the flags: refused, the model shares one set of flags."""
 
     name = "opt-level"
     fields = frozenset({"level"})
 
-    def check_payload(self, payload):
-        if not isinstance(payload.get("level"), str):
-            raise ValueError("opt-level candidate needs 'level': a string such as \"O3\"")
-        return payload
-
     def build(self, kernel, payload, settings):
-        if payload["level"] not in ("O0", "O1", "O2", "O3"):
-            raise CandidateRejected(Stage.PARSE, f"level {payload['level']!r} is not O0..O3")
         return Built(kernel.module, (*settings.base_flags, f"--iree-opt-level={payload['level']}"))
-
-    def describe(self, payload):
-        return f"opt-level {payload.get('level')}"
-
-    def prompt(self, kernel):
-        return '{"kind": "opt-level", "level": "O3"}\n   The kernel compiled at another IREE optimisation level.'
 
 
 @pytest.fixture
 def toy_kind():
-    kind = candidates.register(OptLevelKind())
+    kind = candidates.register(ReturnEarlyKind())
     try:
         yield kind
     finally:
@@ -56,43 +68,62 @@ def toy_kind():
 
 @pytest.fixture(scope="module")
 def kernel():
-    return kernel_from_function_text((DATA / "kernel_relu_max.mlir").read_text())
+    return kernel_from_function_text((DATA / "kernel_slow_matmul.mlir").read_text())
 
 
 def test_an_unregistered_kind_is_refused_everywhere(kernel):
-    with pytest.raises(ValueError, match="unknown candidate kind 'opt-level'"):
-        Candidate("opt-level", {"level": "O3"}, kernel.hash)
-    parsed = parse_answer('{"kind": "opt-level", "level": "O3"}', candidates.names("kernel"), kernel.hash, 4, {})
+    with pytest.raises(ValueError, match="unknown candidate kind 'return-early'"):
+        Candidate("return-early", {"op": "linalg.matmul"}, kernel.hash)
+    parsed = parse_answer('{"kind": "return-early", "op": "linalg.matmul"}', candidates.names("kernel"),
+                          kernel.hash, 4, {})
     assert parsed.candidates == [] and "is not one of kernel, tiling, pipeline" in parsed.problems[0]
 
 
 def test_a_registered_kind_is_parsed_with_its_own_fields(toy_kind, kernel):
-    answer = ('{"candidates": [{"kind": "opt-level", "level": "O3", "rationale": "more unrolling"},'
-              ' {"kind": "opt-level", "bogus": 1}, {"kind": "opt-level", "level": 3}]}')
+    answer = ('{"candidates": [{"kind": "return-early", "op": "linalg.matmul", "rationale": "steps are the identity"},'
+              ' {"kind": "return-early", "bogus": 1}, {"kind": "return-early", "op": 3}]}')
     parsed = parse_answer(answer, candidates.names("kernel"), kernel.hash, 4, {"proposer": "llm"})
     (cand,) = parsed.candidates
-    assert cand.kind == "opt-level" and cand.payload == {"level": "O3"} and cand.describe() == "opt-level O3"
-    assert "unknown field(s) bogus (allowed: level)" in parsed.problems[0]
-    assert "needs 'level'" in parsed.problems[1]
+    assert cand.kind == "return-early" and cand.payload == {"op": "linalg.matmul"}
+    assert cand.describe() == "return-early after linalg.matmul"
+    assert "unknown field(s) bogus (allowed: op)" in parsed.problems[0]
+    assert "needs 'op'" in parsed.problems[1]
 
 
 def test_a_registered_kind_is_offered_in_the_prompt(toy_kind, kernel):
     from mlirforge.llm_rewrite.prompts.build import describe_kinds
 
     text = describe_kinds(kernel)
-    assert '4. {"kind": "opt-level", "level": "O3"}' in text
-    assert text.index('"kind": "kernel"') < text.index('"kind": "opt-level"')
+    assert '4. {"kind": "return-early", "op": "linalg.matmul"}' in text
+    assert text.index('"kind": "kernel"') < text.index('"kind": "return-early"')
 
 
 def test_a_registered_kind_goes_through_the_whole_cascade(toy_kind, kernel):
     evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
-    verdict = evaluator.evaluate(Candidate("opt-level", {"level": "O3"}, kernel.hash))
-    assert verdict.built and verdict.equivalent is True, verdict.reason
-    assert verdict.stage in (Stage.TIMING, Stage.DONE) and verdict.speedup is not None
-    assert "--iree-opt-level=O3" in verdict.equivalence["flags"]
-    assert verdict.source == kernel.module  # what was verified travels with the verdict
-    bad = evaluator.evaluate(Candidate("opt-level", {"level": "O9"}, kernel.hash))
-    assert bad.stage == Stage.PARSE and not bad.built and "is not O0..O3" in bad.reason
+    verdict = evaluator.evaluate(Candidate("return-early", {"op": "linalg.matmul"}, kernel.hash))
+    assert verdict.built and verdict.equivalent is True and verdict.accepted, verdict.reason
+    assert verdict.stage is Stage.DONE and verdict.speedup > 1.5
+    assert verdict.source != kernel.module  # what was verified travels with the verdict
+    bad = evaluator.evaluate(Candidate("return-early", {"op": "linalg.conv_2d"}, kernel.hash))
+    assert bad.stage == Stage.PARSE and not bad.built and "has no linalg.conv_2d" in bad.reason
+
+
+def test_a_kernel_kind_that_changes_only_the_flags_is_refused(kernel):
+    kind = candidates.register(OptLevelKind())
+    try:
+        evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+        verdict = evaluator.evaluate(Candidate("opt-level", {"level": "O3"}, kernel.hash))
+    finally:
+        candidates.unregister(kind.name)
+    assert verdict.stage == Stage.PARSE and "cannot change the compile flags" in verdict.reason
+
+
+def test_a_candidate_that_changes_nothing_is_not_timed(kernel):
+    evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+    same = evaluator.evaluate(Candidate("kernel", {"mlir": kernel.module}, kernel.hash))
+    assert same.stage == Stage.PARSE and "changes nothing" in same.reason
+    noop = evaluator.evaluate(Candidate("pipeline", {"pipeline": "mlirforge-conv-to-channels-last"}, kernel.hash))
+    assert "changes nothing" in noop.reason
 
 
 def test_composition_substitutes_the_verified_source_without_rebuilding(toy_kind, monkeypatch):
@@ -101,7 +132,7 @@ def test_composition_substitutes_the_verified_source_without_rebuilding(toy_kind
 
     model_text = (DATA / "kernel_relu_max.mlir").read_text().replace("@row_max", "@main")
     outlined, (k,) = extract_kernels(model_text)
-    cand = Candidate("opt-level", {"level": "O3"}, k.hash)
+    cand = Candidate("return-early", {"op": "linalg.generic"}, k.hash)
     # The source that was verified (here marked by maxnumf instead of maximumf) is what lands in the model.
     verified = k.module.replace("arith.maximumf", "arith.maxnumf")
     verdict = Verdict(cand.id, stage=Stage.DONE, built=True, equivalent=True, accepted=True, source=verified)
@@ -109,7 +140,7 @@ def test_composition_substitutes_the_verified_source_without_rebuilding(toy_kind
     def no_rebuild(*_):
         raise AssertionError("composition rebuilt a verified candidate")
 
-    monkeypatch.setattr(OptLevelKind, "build", no_rebuild)
+    monkeypatch.setattr(ReturnEarlyKind, "build", no_rebuild)
     model = apply_winners(outlined, [(k, cand, verdict)], EvalSettings())
     assert "arith.maxnumf" in model and "arith.maximumf" not in model and "func.call" not in model
 
@@ -124,3 +155,30 @@ def test_a_verdict_reads_its_stage_back_and_refuses_an_unknown_one():
 def test_a_kind_name_is_registered_once():
     with pytest.raises(ValueError, match="already registered"):
         candidates.register(candidates.get("kernel"))
+
+
+def test_untrusted_text_nested_too_deeply_is_refused_before_any_parser(kernel):
+    deep = "func.func @main() attributes {a = " + "[" * 10000 + "]" * 10000 + "} { return }"
+    evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+    verdict = evaluator.evaluate(Candidate("kernel", {"mlir": deep}, kernel.hash))  # segfaulted MLIR's parser
+    assert verdict.stage == Stage.PARSE and "nest more than" in verdict.reason
+    answer = '{"candidates": ' + "[" * 1000 + "]" * 1000 + "}"  # RecursionError in json, which ended the search
+    parsed = parse_answer(answer, candidates.names("kernel"), kernel.hash, 4, {})
+    assert parsed.candidates == [] and "nest more than" in parsed.problems[0]
+
+
+def test_a_kernel_candidate_may_not_set_module_attributes(kernel):
+    wrapped = kernel.module.replace("module {", "module attributes {hal.device.targets = []} {", 1)
+    assert wrapped != kernel.module
+    verdict = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir()).evaluate(
+        Candidate("kernel", {"mlir": wrapped}, kernel.hash))
+    assert not verdict.built and "may not set module attributes" in verdict.reason
+
+
+def test_a_pipeline_may_run_only_kernel_passes_and_no_unchecked_tiles(kernel):
+    evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+    tiles = evaluator.evaluate(Candidate("pipeline", {"pipeline": "mlirforge-annotate-tiling{distribution=128,512,0 "
+                                                                  "vector-common-parallel=128,512,0}"}, kernel.hash))
+    assert "not allowed in a pipeline candidate" in tiles.reason and "tiling candidate" in tiles.reason
+    outline = evaluator.evaluate(Candidate("pipeline", {"pipeline": "mlirforge-outline-kernels"}, kernel.hash))
+    assert "mlirforge-outline-kernels not allowed" in outline.reason

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlirforge.llm_rewrite.candidates.base import Built, CandidateKind, CandidateRejected, first_error, main_function
+from mlirforge.llm_rewrite.candidates.base import (
+    Built, CandidateKind, CandidateRejected, first_error, main_function, nesting_depth,
+)
 from mlirforge.llm_rewrite.settings import EvalSettings
 from mlirforge.llm_rewrite.types import Kernel, Stage
 
 MAX_CANDIDATE_CHARS = 200_000
+MAX_NESTING = 128
+"""Bracket nesting a replacement may have (a real kernel nests ~15 deep); deeper text is refused
+before MLIR's recursive parser sees it."""
 MAX_MLIR_IN_PROMPT = 60_000
 KERNEL_DIALECTS = ("arith", "math", "linalg", "tensor", "scf", "vector", "affine", "complex", "func")
 """What a replacement kernel may use: pure computation on its tensor arguments."""
@@ -37,6 +42,8 @@ class KernelKind(CandidateKind):
             raise CandidateRejected(Stage.PARSE, "kernel candidate without an 'mlir' string")
         if len(source) > MAX_CANDIDATE_CHARS:
             raise CandidateRejected(Stage.PARSE, f"kernel candidate of {len(source)} characters is too large")
+        if nesting_depth(source, MAX_NESTING) > MAX_NESTING:
+            raise CandidateRejected(Stage.PARSE, f"brackets nest more than {MAX_NESTING} deep")
         with ir.Context(), ir.Location.unknown():
             want = str(function_type(main_function(ir.Module.parse(kernel.module))))
             try:
@@ -50,6 +57,11 @@ class KernelKind(CandidateKind):
             if len(funcs) != 1 or others:
                 raise CandidateRejected(Stage.PARSE,
                                         "a kernel candidate must hold exactly one func.func and nothing else")
+            if len(cmod.operation.attributes):
+                # Only the function is substituted into the model: module attributes (a target,
+                # a device) would change the build that is timed but not the one that ships.
+                names = ", ".join(str(a) for a in cmod.operation.attributes)
+                raise CandidateRejected(Stage.PARSE, f"a kernel candidate may not set module attributes ({names})")
             got = str(function_type(funcs[0]))
             if got != want:
                 raise CandidateRejected(Stage.SIGNATURE, f"signature {got} differs from the kernel's {want}")

@@ -14,12 +14,14 @@ from mlirforge.llm_rewrite.settings import EvalSettings
 from mlirforge.llm_rewrite.types import Kernel, Stage
 
 KERNEL_PASSES = ("mlirforge-fold-transpose-into-matmul", "mlirforge-conv-to-channels-last",
-                 "mlirforge-generalize-named-ops", "mlirforge-annotate-tiling")
-"""Passes that make sense on one kernel (outlining, inlining and substitution are the search's own)."""
+                 "mlirforge-generalize-named-ops")
+"""Passes a pipeline candidate may run on one kernel. Outlining, inlining and substitution are the
+search's own; tile sizes go through `tiling` candidates, whose sizes are checked (`tiling.check_tile_sizes`)."""
 
 
-def apply_pipeline(kernel: Kernel, text: str) -> str:
-    """The kernel's standalone module after the pipeline `text`; CandidateRejected for a bad or failing one."""
+def apply_pipeline(kernel: Kernel, text: str, allowed: tuple[str, ...] | None = None) -> str:
+    """The kernel's standalone module after the pipeline `text` (its passes among `allowed`, if given);
+    CandidateRejected for a bad or failing one."""
     from mlirforge.lowering.ir import ir
     from mlirforge.passes import PassFailure, PipelineError, function_type, parse_pipeline, run_pipeline
 
@@ -30,6 +32,12 @@ def apply_pipeline(kernel: Kernel, text: str) -> str:
             passes = parse_pipeline(text)
         except PipelineError as exc:
             raise CandidateRejected(Stage.PARSE, str(exc)) from None
+        if allowed is not None:
+            other = sorted({p.name for p in passes} - set(allowed))
+            if other:
+                raise CandidateRejected(Stage.PARSE, f"pass(es) {', '.join(other)} not allowed in a pipeline "
+                                                     f"candidate (allowed: {', '.join(allowed)}; tile sizes: a "
+                                                     "tiling candidate)")
         try:
             run_pipeline(module, passes)
         except (ir.MLIRError, PassFailure) as exc:
@@ -53,7 +61,7 @@ class PipelineKind(CandidateKind):
         text = payload.get("pipeline")
         if not isinstance(text, str):
             raise CandidateRejected(Stage.PARSE, "pipeline candidate without a 'pipeline' string")
-        return Built(apply_pipeline(kernel, text), tuple(settings.base_flags))
+        return Built(apply_pipeline(kernel, text, KERNEL_PASSES), tuple(settings.base_flags))
 
     def describe(self, payload: dict[str, Any]) -> str:
         return "pipeline " + str(payload.get("pipeline", ""))
