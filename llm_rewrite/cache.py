@@ -10,13 +10,17 @@ search interrupted by Ctrl-C keeps what it had verified.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 from mlirforge.llm_rewrite.types import Candidate, Verdict
 from mlirforge.lowering.stages import cache_root, pipeline_fingerprint
+
+log = logging.getLogger("mlirforge.llm_rewrite")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rewrites (
@@ -45,6 +49,19 @@ def context_key(base_flags: list[str] | tuple[str, ...] = ()) -> str:
     return pipeline_fingerprint(list(base_flags))[:16]
 
 
+def _read_row(candidate: str, verdict: str, kernel_hash: str) -> tuple[Candidate, Verdict] | None:
+    """A stored rewrite, or None (a miss) for one this mlirforge cannot read: the cache is shared, and
+    another version or a plugin's candidate kind may have written it."""
+    fields = {f.name for f in dataclasses.fields(Verdict)}
+    try:
+        stored = json.loads(verdict)
+        return (Candidate.from_json(json.loads(candidate)),
+                Verdict(**{k: v for k, v in stored.items() if k in fields}))
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("mlirforge: ignoring the cached rewrite of kernel %s (%s)", kernel_hash[:8], exc)
+        return None
+
+
 class RewriteCache:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else cache_root() / "rewrites.sqlite"
@@ -62,8 +79,7 @@ class RewriteCache:
         ).fetchone()
         if row is None:
             return None
-        verdict = Verdict(**{k: v for k, v in json.loads(row[1]).items() if k != "speedup"})
-        return Candidate.from_json(json.loads(row[0])), verdict
+        return _read_row(row[0], row[1], kernel_hash)
 
     def was_searched(self, kernel_hash: str, context: str) -> bool:
         row = self.db.execute(
@@ -105,9 +121,13 @@ class RewriteCache:
         ).fetchall()
         out = []
         for kernel_hash, context, cand, speedup, created in rows:
-            c = Candidate.from_json(json.loads(cand))
-            out.append({"kernel": kernel_hash, "context": context, "candidate": c.describe(),
-                        "proposer": c.proposer, "speedup": speedup, "created": created})
+            try:
+                c = Candidate.from_json(json.loads(cand))
+                what, proposer = c.describe(), c.proposer
+            except (ValueError, TypeError, KeyError) as exc:
+                what, proposer = f"(unreadable here: {exc})", "?"
+            out.append({"kernel": kernel_hash, "context": context, "candidate": what,
+                        "proposer": proposer, "speedup": speedup, "created": created})
         return out
 
     def searched_count(self) -> int:

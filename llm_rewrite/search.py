@@ -211,13 +211,14 @@ class Search:
                 continue
             tried.add(cand.id)
             if "driver" in cand.payload and not self.settings.allow_driver:
-                continue
+                continue  # the backend does not let the search switch drivers (see SearchSettings)
             try:
-                flags, _ = module_choice(cand, self.eval_settings)
+                flags, driver = module_choice(cand, self.eval_settings)
             except CandidateRejected as exc:
                 verdict = Verdict(cand.id, stage=exc.stage, reason=f"{exc.stage}: {exc.reason}")
             else:
-                verdict = self.model.evaluate(cand.id, self.model.mlir, flags, cand.payload.get("driver"))
+                verdict = self.model.evaluate(cand.id, self.model.mlir, flags,
+                                              driver if driver != self.eval_settings.driver else None)
             self.evaluations += 1
             history.append((cand, verdict))
             self.progress("module-candidate", {"candidate": cand, "verdict": verdict})

@@ -198,3 +198,21 @@ def test_end_to_end_gain_matches_the_rewritten_kernels_share_of_the_model(tmp_pa
     # IREE's per-dispatch profile of both models charges the gain to this kernel's dispatches.
     dispatches = inside["dispatches"]
     assert dispatches["before"]["us"] > 1.2 * dispatches["after"]["us"] and "its dispatches took" in dispatches["why"]
+
+
+def test_a_cached_rewrite_this_version_cannot_read_is_a_miss_not_a_crash(tmp_path):
+    from mlirforge.llm_rewrite.cache import RewriteCache
+    from mlirforge.llm_rewrite.types import Stage, Verdict
+
+    cache = RewriteCache(tmp_path / "r.sqlite")
+    cand = Candidate("kernel", {"mlir": "x"}, "k" * 16)
+    verdict = Verdict(cand.id, stage=Stage.DONE, built=True, equivalent=True, accepted=True,
+                      timing={"speedup": 2.0, "ci_low": 1.9, "ci_high": 2.1})
+    cache.store("k" * 16, "ctx", cand, verdict)
+    assert cache.lookup("k" * 16, "ctx")[1].accepted
+    # As another mlirforge (or a plugin's kind) would have left it in the shared cache:
+    with cache.db:
+        cache.db.execute("UPDATE rewrites SET candidate = ?", (json.dumps({**cand.to_json(), "kind": "plugin"}),))
+    assert cache.lookup("k" * 16, "ctx") is None
+    assert "unreadable here" in cache.entries()[0]["candidate"]
+    cache.close()
