@@ -68,11 +68,16 @@ class CompileConfig:
 
     def __post_init__(self) -> None:
         if self.max_shape_variants < 1:
-            raise UserError("max_shape_variants: must be at least 1")
+            raise UserError("option 'max_shape_variants': must be at least 1")
         if self.proposer not in PROPOSERS:
-            raise UserError(f"proposer: expected one of {', '.join(PROPOSERS)}, got '{self.proposer}'")
+            raise UserError(f"option 'proposer': expected one of {', '.join(PROPOSERS)}, got '{self.proposer}'")
+
+    def check_complete(self) -> CompileConfig:
+        """Checks across options, on the merged result only (a file may set the proposer and the
+        command line the transcript); returns self. Raises UserError naming the missing option."""
         if self.proposer == "replay" and not self.transcript:
             raise UserError("proposer 'replay' needs 'transcript' (the recorded transcript file)")
+        return self
 
     @property
     def llm_configured(self) -> bool:
@@ -107,6 +112,7 @@ class CompileConfig:
         when `transcript` is not set. Raises UserError saying what is missing."""
         from mlirforge.llm_rewrite.proposers import get_proposer
 
+        self.check_complete()
         name = self.resolved_proposer
         if name == "heuristic":
             return get_proposer("heuristic")
@@ -126,6 +132,8 @@ class CompileConfig:
     def from_options(cls, options: Mapping[str, Any] | None, base: CompileConfig | None = None) -> CompileConfig:
         """Apply flat user options (from torch.compile, CLI, file) over `base`; raises UserError naming a bad key."""
         base = base or cls()
+        if options is not None and not isinstance(options, Mapping):
+            raise UserError(f"options must be a mapping of option names to values, not {options!r}")
         changes: dict[str, dict[str, Any]] = {}
         for key, value in dict(options or {}).items():
             if key not in OPTIONS:
@@ -170,7 +178,7 @@ class CompileConfig:
                 config = cls.from_options(env, config)
             except UserError as exc:
                 raise UserError(f"environment: {exc}") from None
-        return cls.from_options(options or {}, config)
+        return cls.from_options(options or {}, config).check_complete()
 
     def eval_settings(self) -> EvalSettings:
         """The evaluation settings with the lowering's flags and the search's driver as the reference build's."""

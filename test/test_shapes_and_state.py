@@ -136,3 +136,17 @@ def test_each_option_has_one_default_in_its_section():
         assert hasattr(owner, name), key
     assert config.eval_settings().min_gain == config.evaluation.min_gain
     assert config.eval_settings().base_flags == config.lowering.iree_flags
+
+
+def test_options_that_complete_each_other_across_layers_are_accepted(tmp_path, monkeypatch):
+    from mlirforge.config import CompileConfig
+    from mlirforge.lowering.errors import UserError
+
+    (tmp_path / "mlirforge.toml").write_text('proposer = "replay"\n')
+    monkeypatch.chdir(tmp_path)
+    # The file names the proposer, the command line its transcript: only the merged result is checked.
+    assert CompileConfig.load({"transcript": "t.jsonl"}).proposer == "replay"
+    with pytest.raises(UserError, match="needs 'transcript'"):
+        CompileConfig.load({})
+    with pytest.raises(UserError, match="must be a mapping"):
+        CompileConfig.load("budget_s=3")
