@@ -109,6 +109,17 @@ def compile_model_file(path: str | Path, out_dir: str | Path, config: ConfigLike
     return compile_model(problem.model, problem.inputs, out_dir, config, source=str(path), **kw)
 
 
+def _read_text(path: str | Path) -> str:
+    """A user's text file; UserError naming it if it is missing or not UTF-8 text."""
+    path = Path(path)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+
+
 def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike = None) -> float:
     """`mlirforge compile in.mlir -o out.vmfb`; returns seconds spent.
 
@@ -117,12 +128,7 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike
     """
     config = CompileConfig.resolve(config)
     path, out_path = Path(path), Path(out_path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    text = _read_text(path)
     opts = config.lowering
     cache = ModuleCache() if opts.use_cache else None
     result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path))
@@ -262,7 +268,11 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         proposer, config.search.budget_s, kept_transcript, result.search, comp,
         BaselineRecord(mlir="baseline.mlir", iree_flags=list(opts.iree_flags), driver=opts.driver),
     )
-    manifest = Manifest.for_compiled(opts, source, inputs, exported, compiled, low, driver=comp.driver,
+    # The search times under one driver (`CompileConfig.search_driver`); an artifact that keeps nothing
+    # from it is the unoptimised program and runs under the user's driver, as `mlirforge compile` would.
+    verified = comp.verdict is not None and comp.verdict.accepted
+    manifest = Manifest.for_compiled(opts, source, inputs, exported, compiled, low,
+                                     driver=comp.driver if verified else opts.driver,
                                      iree_flags=comp.flags, rewrites=rewrites, optimization=optimization)
     extra = {"module.mlir": comp.mlir, "baseline.mlir": low.mlir, **_reports(result, comp), **kernel_files}
     if transcript is not None:
@@ -341,9 +351,8 @@ def evaluate_files(kernel_path: str | Path, candidate_path: str | Path, config: 
     from mlirforge.llm_rewrite.types import Candidate
 
     config = CompileConfig.resolve(config)
-    kernel_text = Path(kernel_path).read_text()
-    kernel = kernel_from_function_text(kernel_text, str(kernel_path))
-    candidate = Candidate("kernel", {"mlir": Path(candidate_path).read_text()}, kernel.hash, proposer="user")
+    kernel = kernel_from_function_text(_read_text(kernel_path), str(kernel_path))
+    candidate = Candidate("kernel", {"mlir": _read_text(candidate_path)}, kernel.hash, proposer="user")
     cache = ModuleCache() if config.lowering.use_cache else None
     workdir = new_workdir()
     try:

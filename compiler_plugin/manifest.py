@@ -195,7 +195,48 @@ class Manifest:
             compile=CompileRecord.from_json(f.obj("compile")), tool_versions=f.get("tool_versions", dict_of(STR)),
             target=f.get("target", OBJ), rewrites=[RewriteRecord.from_json(r) for r in f.objs("rewrites")],
             optimization=OptimizationRecord.from_json(f.obj("optimization")) if f.has("optimization") else None,
-        )
+        )._consistent()
+
+    def _consistent(self) -> Manifest:
+        """What the types cannot say: positions in range, names that exist, evidence that admits the rewrite.
+        Raises ManifestError naming the key (checked on load, so a bad artifact fails there, not mid-call)."""
+        from mlirforge.lowering.runtime import DRIVER_CHOICES
+
+        def positions(key: str, values: list[int], n: int, of: str) -> None:
+            bad = [v for v in values if not 0 <= v < n]
+            if bad:
+                raise ManifestError(f"'{key}' holds {bad}, outside the {n} {of}")
+
+        for key in ("module", "parameters"):
+            name = getattr(self, key)
+            if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+                raise ManifestError(f"'{key}' must name a file in the artifact directory, not {name!r}")
+        if self.parameter_names and self.parameters is None:
+            raise ManifestError(f"'parameters' is null but the module has {len(self.parameter_names)} weights")
+        if self.driver not in DRIVER_CHOICES:
+            raise ManifestError(f"'driver' is {self.driver!r}, not one of {', '.join(DRIVER_CHOICES)}")
+        positions("module_inputs", self.module_inputs, len(self.inputs), "inputs")
+        positions("copy_inputs", self.copy_inputs, len(self.module_inputs), "module inputs")
+        positions("out_plan (input)", [v for k, v in self.out_plan if k == "input"], len(self.inputs), "inputs")
+        if self.result_dtypes:
+            positions("out_plan (computed)", [v for k, v in self.out_plan if k == "computed"],
+                      len(self.result_dtypes), "module results")
+        for name in self.result_dtypes:
+            if not isinstance(getattr(torch, name, None), torch.dtype):
+                raise ManifestError(f"'result_dtypes' holds {name!r}, not a torch dtype")
+        if self.out_structseq is not None and not hasattr(torch.return_types, self.out_structseq):
+            raise ManifestError(f"'out_structseq' is {self.out_structseq!r}, not a torch.return_types name")
+        try:
+            spec = pytree.treespec_loads(self.out_spec)
+        except Exception:  # noqa: BLE001 - whatever pytree raises for text it cannot read
+            raise ManifestError("'out_spec' is not a pytree TreeSpec that this torch can read") from None
+        if spec.num_leaves != len(self.out_plan):
+            raise ManifestError(f"'out_spec' has {spec.num_leaves} leaves but 'out_plan' {len(self.out_plan)}")
+        for i, r in enumerate(self.rewrites):
+            if r.timing.ci_low is None or r.timing.ci_low < 1.0:
+                raise ManifestError(f"'rewrites[{i}].timing.ci_low' is {r.timing.ci_low}: a kept rewrite must be "
+                                    "faster with confidence (lower bound >= 1)")
+        return self
 
 
 def _format_problem(data: dict[str, Any]) -> str | None:
@@ -226,6 +267,11 @@ def read_manifest(directory: str | Path) -> Manifest:
     if isinstance(data, dict) and (problem := _format_problem(data)):
         raise UserError(f"{directory}: {problem}")
     try:
-        return Manifest.from_json(data)
+        manifest = Manifest.from_json(data)
     except ManifestError as exc:
         raise UserError(f"{path}: {exc}") from None
+    for key in ("module", "parameters"):
+        name = getattr(manifest, key)
+        if name is not None and not (directory / name).is_file():
+            raise UserError(f"{path}: '{key}' names {name}, which is not in the artifact")
+    return manifest

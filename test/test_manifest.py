@@ -229,3 +229,40 @@ def test_a_rewrite_whose_evidence_has_the_wrong_type_is_rejected(tmp_path, compi
     data["rewrites"][0]["equivalence"]["max_error"] = "small"
     assert _reject(tmp_path, data) == (f"{tmp_path / 'manifest.json'}: 'rewrites[0].equivalence.max_error' "
                                        "must be a number or null, not \"small\"")
+
+
+# -- what the types cannot say: checked on load, not mid-call -----------------------------------
+
+
+def _reject_in_copy(tmp_path, compiled, edit) -> str:
+    """The load error for a copy of the compiled artifact whose manifest `edit(data)` changed."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(compiled[0], copy)
+    data = json.loads(json.dumps(compiled[1]))
+    edit(data)
+    return _reject(copy, data).removeprefix(f"{copy / 'manifest.json'}: ")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(driver="cuda-bogus"), "'driver' is 'cuda-bogus', not one of"),
+    (lambda d: d.update(out_spec="not json"), "'out_spec' is not a pytree TreeSpec"),
+    (lambda d: d.update(module="nothere.vmfb"), "'module' names nothere.vmfb, which is not in the artifact"),
+    (lambda d: d.update(module="../../etc/hostname"), "'module' must name a file in the artifact directory"),
+    (lambda d: d.update(module_inputs=[5]), "'module_inputs' holds [5], outside the 1 inputs"),
+    (lambda d: d.update(out_plan=[["computed", 9]]), "'out_plan (computed)' holds [9], outside the 1 module results"),
+    (lambda d: d.update(result_dtypes=["float99"]), "'result_dtypes' holds 'float99', not a torch dtype"),
+    (lambda d: d.update(out_structseq="nope"), "'out_structseq' is 'nope', not a torch.return_types name"),
+    (lambda d: d.update(copy_inputs=[3]), "'copy_inputs' holds [3], outside the 1 module inputs"),
+])
+def test_a_manifest_inconsistent_with_itself_or_its_directory_is_rejected_on_load(tmp_path, compiled, edit, message):
+    assert message in _reject_in_copy(tmp_path, compiled, edit)
+
+
+def test_a_kept_rewrite_must_carry_evidence_that_admits_it(tmp_path, compiled):
+    rewrite = RewriteRecord.from_verdict(_kernel(), Candidate("kernel", {"mlir": "x"}, "k"), _kept_verdict(
+        Candidate("kernel", {"mlir": "x"}, "k"))).to_json()
+    rewrite["timing"]["ci_low"] = 0.5
+    message = _reject_in_copy(tmp_path, compiled, lambda d: d.update(rewrites=[rewrite]))
+    assert "'rewrites[0].timing.ci_low' is 0.5: a kept rewrite must be faster with confidence" in message
