@@ -182,3 +182,20 @@ def test_a_pipeline_may_run_only_kernel_passes_and_no_unchecked_tiles(kernel):
     assert "not allowed in a pipeline candidate" in tiles.reason and "tiling candidate" in tiles.reason
     outline = evaluator.evaluate(Candidate("pipeline", {"pipeline": "mlirforge-outline-kernels"}, kernel.hash))
     assert "mlirforge-outline-kernels not allowed" in outline.reason
+
+
+def test_a_registered_module_kind_is_offered_in_the_module_prompt():
+    from mlirforge.llm_rewrite.prompts.build import describe_module_kinds
+
+    class DriverOnly(CandidateKind):
+        name, scope = "driver-only", "module"
+
+        def prompt(self, kernel):
+            return '{"kind": "driver-only", "driver": "local-task"}'
+
+    kind = candidates.register(DriverOnly())
+    try:
+        text = describe_module_kinds()
+    finally:
+        candidates.unregister(kind.name)
+    assert '"kind": "flags"' in text and '{"kind": "driver-only", "driver": "local-task"}' in text

@@ -54,7 +54,8 @@ class FlagsKind(CandidateKind):
         return "flags " + (" ".join(parts) or "(none)")
 
     def prompt(self, kernel: Kernel | None) -> str:
-        return '{"kind": "flags", "iree_flags": ["--flag=value", ...], "driver": "<driver>"}'
+        return ('{"kind": "flags", "iree_flags": ["--flag=value", ...], "driver": "local-sync" | "local-task" '
+                '(optional)}')
 
 
 KIND = FlagsKind()

@@ -50,6 +50,11 @@ def describe_kinds(kernel: Kernel) -> str:
     return "\n".join(f"{i}. {text}" for i, text in enumerate(entries, 1))
 
 
+def describe_module_kinds() -> str:
+    """The module-scope kinds, each kind's own `prompt` entry (one per line)."""
+    return "\n".join(candidates.get(name).prompt(None) for name in candidates.names("module"))
+
+
 def _payload_text(cand: Candidate, full: bool) -> str:
     return cand.kind_info.payload_text(cand.payload, full)
 
@@ -113,6 +118,7 @@ def module_messages(kernels: list[Kernel], cpu: CpuTarget, history: list[tuple[C
         history_text = "Nothing tried yet."
     user = render(
         "module", target=describe_target(cpu), kernel_count=len(kernels), kernels=kernel_lines,
+        kinds=describe_module_kinds(),
         base_flags=" ".join(base_flags) or "(none)", driver=driver, flag_whitelist=describe_whitelist(),
         drivers=", ".join(drivers), history=history_text, n=n,
     )
