@@ -157,6 +157,8 @@ class OptimizeSummary:
     stopped: str = ""
     rejected_answers: int = 0
     llm: dict | None = None
+    vs_unoptimized: list[float] | None = None  # [median ratio, 95% CI low, high], paired rounds
+    vs_eager: list[float] | None = None
 
     def lines(self) -> list[str]:
         out = [f"artifact     {self.artifact}", f"search       {self.evaluations} candidates evaluated in {self.search_seconds:.1f} s"
@@ -183,10 +185,10 @@ class OptimizeSummary:
                 f"time/call    eager {self.eager_us:.1f} us, mlirforge unoptimised {self.unoptimized_us:.1f} us, "
                 f"optimised {self.optimized_us:.1f} us"
             )
-            out.append(
-                f"speedup      {self.unoptimized_us / self.optimized_us:.2f}x vs unoptimised, "
-                f"{self.eager_us / self.optimized_us:.2f}x vs eager"
-            )
+            if self.vs_unoptimized and self.vs_eager:
+                u, e = self.vs_unoptimized, self.vs_eager
+                out.append(f"speedup      {u[0]:.2f}x vs unoptimised (95% CI {u[1]:.2f}-{u[2]:.2f}), "
+                           f"{e[0]:.2f}x vs eager (95% CI {e[1]:.2f}-{e[2]:.2f}); fresh process, interleaved")
         return out
 
 
@@ -300,6 +302,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         summary.eager_us = figures["eager_us"]
         summary.unoptimized_us = figures["unoptimized_us"]
         summary.optimized_us = figures["optimized_us"]
+        summary.vs_unoptimized, summary.vs_eager = figures["vs_unoptimized"], figures["vs_eager"]
     return summary
 
 

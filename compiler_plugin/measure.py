@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 
-def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 20) -> dict:
+def measure(model_file: str, artifact_dir: str, rounds: int = 20, inner: int = 10) -> dict:
     import torch
 
     from mlirforge.artifact import load
@@ -45,9 +45,17 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 10, inner: int = 2
             [lambda: model(*inputs), lambda: unopt(*[inputs[i] for i in order]), lambda: artifact(*inputs)],
             rounds=rounds, inner=inner,
         )
+    from mlirforge.benchmarking import paired_bootstrap
+
     eager, unoptimized, optimized = (median_us(s) for s in samples)
+
+    def ratio(base, other) -> list[float]:
+        """[median ratio, 95% CI low, high]: rounds were taken back to back, so they pair."""
+        return [median_us(base) / median_us(other), *paired_bootstrap(base, other)]
+
     return {"matches_eager": ok, "max_abs_error": err, "message": msg, "eager_us": eager,
-            "unoptimized_us": unoptimized, "optimized_us": optimized}
+            "unoptimized_us": unoptimized, "optimized_us": optimized,
+            "vs_unoptimized": ratio(samples[1], samples[2]), "vs_eager": ratio(samples[0], samples[2])}
 
 
 def measure_in_subprocess(model_file: str | Path, artifact_dir: str | Path, timeout_s: float = 300) -> dict:
