@@ -40,11 +40,12 @@ class FallbackWarning(UserWarning):
     Carries the structure behind its text: `kind` ("ops": these ops stay eager;
     "graph": a whole graph or a part that failed to compile; "shapes": more input
     shapes than `max_shape_variants`; "search": the search or its result failed and
-    the graph was compiled without it), `report`, the graph's `FallbackReport`
+    the graph was compiled without it; "faster-eager": the compiled graph measured
+    slower than eager and runs eagerly, `eager_choice`), `report`, the graph's `FallbackReport`
     (None where there is none), and `ops`, the ATen op names it is about.
     """
 
-    KINDS = ("ops", "graph", "shapes", "search")
+    KINDS = ("ops", "graph", "shapes", "search", "faster-eager")
 
     def __init__(self, message: str, report: FallbackReport | None = None, ops: Sequence[str] = (),
                  kind: str = "graph"):
@@ -138,7 +139,7 @@ class ShapeSpecialized:
             )
             fn, report = compile_with_fallback(concrete, self.static, self.config.lowering)
             _report_fallback(report)
-            self.variants[key] = fn
+            self.variants[key] = fn = _faster_of(self.config, fn, concrete, report)
         return fn(*args)
 
 
@@ -230,6 +231,7 @@ def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_in
     else:
         fn, report = compile_with_fallback(gm, static, config.lowering)
         _report_fallback(report)
+        fn = _faster_of(config, fn, gm, report)
     return make_boxed_func(fn)
 
 
@@ -238,7 +240,20 @@ def _compile_inference(config: CompileConfig, gm: torch.fx.GraphModule, static: 
         return OptimizeOnFirstCall(gm, static, config)
     fn, report = compile_with_fallback(gm, static, config.lowering)
     _report_fallback(report)
-    return fn
+    return _faster_of(config, fn, gm, report)
+
+
+def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, report: FallbackReport) -> Callable:
+    """`fn`, or eager `gm` if it measures faster (`eager_choice`); a graph already all eager is left as it is."""
+    if not config.eager_if_faster or report.all_eager:
+        return fn
+    from mlirforge.eager_choice import EagerIfFaster
+    from mlirforge.lowering.partition import node_op_name
+
+    ops = [node_op_name(n) for n in gm.graph.nodes if n.op == "call_function"]
+    distinct = list(dict.fromkeys(ops))
+    shown = ", ".join(distinct[:3]) + (", ..." if len(distinct) > 3 else "")
+    return EagerIfFaster(fn, gm, name=f"a graph of {len(ops)} op{'s' * (len(ops) != 1)} ({shown})")
 
 
 def _eager_backward(gm: torch.fx.GraphModule, example_inputs):

@@ -41,7 +41,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "llm_temperature": ("llm", "temperature"),
     "llm_max_requests": ("llm", "max_requests"),
     "llm_max_tokens": ("llm", "max_total_tokens"),
-    **{name: ("", name) for name in ("max_shape_variants", "optimize", "proposer", "use_rewrite_cache", "transcript")},
+    **{name: ("", name) for name in ("max_shape_variants", "optimize", "proposer", "use_rewrite_cache", "transcript",
+                                     "eager_if_faster")},
 }
 """Every user-facing option (torch.compile options, config files, CLI flags) and where it lives.
 Defaults and documentation are the target field's, declared once in its section's dataclass."""
@@ -64,6 +65,9 @@ class CompileConfig:
     offline heuristic. Without an endpoint, nothing touches the network."""
     use_rewrite_cache: bool = True
     transcript: str = ""
+    eager_if_faster: bool = True
+    """torch.compile: a compiled graph that measures slower than the same graph run eagerly (timed on
+    its first calls, `mlirforge.eager_choice`) runs eagerly. Off: always the compiled graph."""
     """Replay transcript path (proposer `replay`) or where the LLM transcript is written."""
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@ class CompileStats:
     eager_graphs: int = 0
     compile_seconds: float = 0.0
     thin_path_graphs: int = 0  # graphs compiled for inference without aot_autograd (backend)
+    eager_if_faster_graphs: int = 0  # compiled graphs that measured slower than eager and run eagerly (backend)
 
     def reset(self) -> None:
         for field in dataclasses.fields(self):

@@ -138,3 +138,56 @@ def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
             torch.set_num_threads(threads)
     # One core can give at most 1 s of CPU per second; IREE's workers on two give more.
     assert cpu > 1.15 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core"
+
+
+def test_the_faster_of_compiled_and_eager_is_kept_after_the_first_calls(monkeypatch):
+    import warnings
+
+    from mlirforge import eager_choice
+    from mlirforge.backend import FallbackWarning
+    from mlirforge.lowering.graph_compiler import STATS
+
+    clock = [0.0]
+    monkeypatch.setattr(eager_choice.time, "perf_counter", lambda: clock[0])
+
+    def timed(tag, seconds):
+        def fn(x):
+            clock[0] += seconds
+            return tag, x
+        return fn
+
+    before = STATS.eager_if_faster_graphs
+    slow = eager_choice.EagerIfFaster(timed("compiled", 2e-3), timed("eager", 1e-3), "g")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tags = [slow(i)[0] for i in range(30)]
+    settle, trials = slow.SETTLE_CALLS, 2 * (slow.TRIALS + 1)
+    assert tags[:settle] == ["compiled"] * settle  # the compiled graph settles its driver first
+    assert tags[settle:settle + trials] == ["compiled", "eager"] * (slow.TRIALS + 1)
+    assert set(tags[settle + trials:]) == {"eager"} and STATS.eager_if_faster_graphs == before + 1
+    (w,) = [w.message for w in caught if w.category is FallbackWarning]
+    assert w.kind == "faster-eager" and "2.00x faster than its compiled module" in str(w)
+    # A tie (or a compiled graph that is faster) stays compiled.
+    tie = eager_choice.EagerIfFaster(timed("compiled", 1e-3), timed("eager", 0.95e-3), "g")
+    tags = [tie(i)[0] for i in range(30)]
+    assert set(tags[settle + trials:]) == {"compiled"} and tie.chosen is tie.compiled
+
+
+def test_torch_compile_runs_eager_when_it_measures_faster_and_compiled_when_asked(monkeypatch):
+    from mlirforge import eager_choice
+
+    x = torch.randn(64, 32)
+
+    def run(options):
+        compiled = torch.compile(lambda t: torch.tanh(t) * 2 + 1, backend="mlirforge", options=options)
+        torch._dynamo.reset()
+        calls = mlirforge.stats().iree_calls
+        with torch.no_grad():
+            outs = [compiled(x) for _ in range(30)]
+        assert all(torch.allclose(o, torch.tanh(x) * 2 + 1, atol=1e-6) for o in outs)
+        return mlirforge.stats().iree_calls - calls
+
+    assert run({"eager_if_faster": False}) == 30
+    monkeypatch.setattr(eager_choice.EagerIfFaster, "MARGIN", 1e9)  # eager "always faster"
+    settle, trials = eager_choice.EagerIfFaster.SETTLE_CALLS, eager_choice.EagerIfFaster.TRIALS + 1
+    assert run({}) == settle + trials  # then eager for good
