@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import torch
+from mlirforge.benchmarking import settle_calls
 from mlirforge.timing import interleaved_times, median_us
 from workloads import AddOne
 
@@ -28,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     for backend in ("eager", "aot_eager", "inductor", "mlirforge"):
         torch._dynamo.reset()
         systems[f"dynamo + {backend}"] = torch.compile(AddOne(), backend=backend)
+    torch._dynamo.reset()  # the IREE call path itself, without the choice of eager for this tiny graph
+    systems["dynamo + mlirforge[iree-only]"] = torch.compile(AddOne(), backend="mlirforge",
+                                                           options={"eager_if_faster": False})
     with torch.no_grad():
         for fn in systems.values():
-            for _ in range(10):  # compile, and let mlirforge's driver choice settle
+            for _ in range(settle_calls()):  # compile, and let mlirforge's per-graph choices settle
                 fn(x)
         samples = interleaved_times([lambda fn=fn: fn(x) for fn in systems.values()],
                                     rounds=args.rounds, inner=args.inner)

@@ -35,6 +35,7 @@ COLORS = {
     "inductor": "#4C72B0",
     "turbine_cpu": "#8172B3",
     "mlirforge": "#DD8452",
+    "mlirforge[iree-only]": "#E8B48A",
     "mlirforge[heuristic]": "#C44E52",
     "mlirforge[llm-replay]": "#55A868",
     "heuristic": "#C44E52",
@@ -55,6 +56,7 @@ def plot_suite(data: dict[str, Any], out: Path) -> Path:
             "inductor",
             "turbine_cpu",
             "mlirforge",
+            "mlirforge[iree-only]",
             "mlirforge[heuristic]",
             "mlirforge[llm-replay]",
         )

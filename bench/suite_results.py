@@ -9,7 +9,8 @@ from systems import SystemResult, SystemSpec, Timing
 
 EAGER = "eager"
 REPLAY = "mlirforge[llm-replay]"
-SYSTEM_NAMES = (EAGER, "inductor", "turbine_cpu", "mlirforge", "mlirforge[heuristic]", REPLAY)
+IREE_ONLY = "mlirforge[iree-only]"
+SYSTEM_NAMES = (EAGER, "inductor", "turbine_cpu", "mlirforge", IREE_ONLY, "mlirforge[heuristic]", REPLAY)
 
 
 def systems_for(budget_s: float, transcript: str | None) -> list[SystemSpec]:
@@ -20,6 +21,8 @@ def systems_for(budget_s: float, transcript: str | None) -> list[SystemSpec]:
         # The plain build must come before the searches: fallback warnings are
         # issued once per op per process, so it is the one that sees them.
         SystemSpec("mlirforge", "mlirforge"),
+        # The default keeps a graph eager where it measures faster; this row is what IREE alone gives.
+        SystemSpec(IREE_ONLY, "mlirforge", {"eager_if_faster": False}),
         SystemSpec(
             "mlirforge[heuristic]", "mlirforge", {"optimize": True, "budget_s": budget_s}, True
         ),

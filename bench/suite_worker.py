@@ -26,6 +26,7 @@ from mlirforge.benchmarking import (
     one_line,
     per_call_s,
     ran_in,
+    settle_calls,
 )
 from output import progress
 from peak_memory import MemoryTracker
@@ -199,7 +200,9 @@ def _run_workload(name: str, args: argparse.Namespace, cache_root: Path) -> Work
         progress(
             f"{name}: timing {len(runnable)} systems, {args.rounds} rounds x {result.inner} calls ..."
         )
-        timed, samples = timed_robustly(runnable, inputs, args.rounds, result.inner, args.warmup)
+        # After the per-graph choices (driver, eager-if-faster) are made, as for a user's later calls.
+        timed, samples = timed_robustly(runnable, inputs, args.rounds, result.inner,
+                                        max(args.warmup, settle_calls()))
     eager_samples = next((s for (sr, _), s in zip(timed, samples) if sr.name == EAGER), None)
     for (sr, _), s in zip(timed, samples):
         t = sr.timing = summarize(s, eager_samples)

@@ -226,8 +226,17 @@ class AgainstEager:
         return self.eager_us / self.compiled_us if self.compiled_us > 0 else None
 
 
+def settle_calls() -> int:
+    """Calls after which a compiled model's per-graph choices are fixed (its driver,
+    `lowering.runtime.AutoDriverModule`; eager or compiled, `mlirforge.eager_choice`), with room to spare:
+    timing starts after them, so it measures what the user's later calls get."""
+    from mlirforge.eager_choice import EagerIfFaster
+
+    return 2 * (EagerIfFaster.SETTLE_CALLS + 2 * (EagerIfFaster.TRIALS + 1))
+
+
 def time_against_eager(eager: Callable[[], Any], compiled: Callable[[], Any], rounds: int,
-                       inner: int | None = None, warmup: int = 2) -> AgainstEager:
+                       inner: int | None = None, warmup: int | None = None) -> AgainstEager:
     """Eager and compiled timed side by side (`mlirforge.timing.interleaved_times`).
 
     `inner` calls per sample; by default enough for ~2 ms a sample, 1 to 10,
@@ -236,6 +245,7 @@ def time_against_eager(eager: Callable[[], Any], compiled: Callable[[], Any], ro
     """
     from mlirforge.timing import interleaved_times
 
+    warmup = settle_calls() if warmup is None else warmup
     if inner is None:
         slowest = max(per_call_s(fn, statistic=min) for fn in (eager, compiled))
         inner = calls_per_sample(slowest, 0.002, cap=10)
