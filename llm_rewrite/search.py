@@ -143,12 +143,14 @@ class Search:
 
     def run(self) -> SearchResult:
         start = time.monotonic()
-        deadline = start + self.settings.budget_s
+        # A replayed recording runs to its end: its budget was the live run's, spent on thinking time.
+        deadline = float("inf") if self.proposer.replays else start + self.settings.budget_s
         result = SearchResult(None, [], [], 0, 0.0, flags=tuple(self.eval_settings.base_flags),
                               driver=self.eval_settings.driver)
         try:
             if self.search_module:
-                module_deadline = start + self.settings.budget_s * self.settings.module_share
+                module_deadline = (float("inf") if self.proposer.replays
+                                   else start + self.settings.budget_s * self.settings.module_share)
                 result.module_winner = self._search_module(result.module_history, module_deadline)
                 if result.module_winner is not None:
                     # Kernels are then searched (and cached) under the winning flags.

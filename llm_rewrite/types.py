@@ -178,5 +178,12 @@ class Verdict:
             return f"wrong results ({e.get('distribution', '?')} inputs): max error {e.get('max_error')} > tolerance {e.get('tolerance')}"
         if self.speedup is not None:
             verdict = "accepted" if self.accepted else "rejected"
-            return f"{verdict}: speedup {self.speedup:.3f}x (95% CI {self.timing.get('ci_low', 0):.3f}-{self.timing.get('ci_high', 0):.3f})"
+            text = (f"{verdict}: speedup {self.speedup:.3f}x (95% CI {self.timing.get('ci_low', 0):.3f}-"
+                    f"{self.timing.get('ci_high', 0):.3f})")
+            inside = self.timing.get("in_model") or {}
+            if inside.get("speedup") is not None:
+                # Where it runs decides: a kernel faster alone can be slower in the model.
+                text += (f" alone, {inside['speedup']:.3f}x in the model (95% CI {inside['ci_low']:.3f}-"
+                         f"{inside['ci_high']:.3f})" + ("" if self.accepted else ": slower where it runs"))
+            return text
         return self.reason

@@ -139,3 +139,12 @@ def test_a_kernel_win_slower_in_the_model_is_not_a_win_and_winners_rank_by_the_m
     unconfirmed = _winner("d", 1.3)[2]
     apply_in_model(unconfirmed, Verdict("m", reason="build: failed"))
     assert unconfirmed.accepted and unconfirmed.timing["in_model"] == {"error": "build: failed"}
+
+
+def test_a_win_rejected_in_the_model_says_so_in_the_next_prompt():
+    from mlirforge.llm_rewrite.search import apply_in_model
+
+    verdict = _winner("a", 1.4)[2]
+    apply_in_model(verdict, _verdict("m", 0.96, 1.03))
+    assert "1.400x (95% CI 1.390-1.410) alone, 0.960x in the model" in verdict.feedback()
+    assert verdict.feedback().endswith("slower where it runs")
