@@ -235,16 +235,21 @@ def _compile_forward(config: CompileConfig, gm: torch.fx.GraphModule, example_in
     return make_boxed_func(fn)
 
 
-def _compile_inference(config: CompileConfig, gm: torch.fx.GraphModule, static: list[int]) -> Callable:
+def _compile_inference(config: CompileConfig, gm: torch.fx.GraphModule, static: list[int],
+                       eager: Callable | None = None) -> Callable:
+    """`eager`: the graph as the user's eager PyTorch runs it (dynamo's, before our decompositions),
+    which `eager_if_faster` times the compiled graph against; default `gm`."""
     if config.optimize:
         return OptimizeOnFirstCall(gm, static, config)
     fn, report = compile_with_fallback(gm, static, config.lowering)
     _report_fallback(report)
-    return _faster_of(config, fn, gm, report)
+    return _faster_of(config, fn, gm, report, eager)
 
 
-def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, report: FallbackReport) -> Callable:
-    """`fn`, or eager `gm` if it measures faster (`eager_choice`); a graph already all eager is left as it is."""
+def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, report: FallbackReport,
+               eager: Callable | None = None) -> Callable:
+    """`fn`, or `eager` (default: `gm` run eagerly) if it measures faster (`eager_choice`); a graph already
+    all eager is left as it is."""
     if not config.eager_if_faster or report.all_eager:
         return fn
     from mlirforge.eager_choice import EagerIfFaster
@@ -253,7 +258,7 @@ def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, re
     ops = [node_op_name(n) for n in gm.graph.nodes if n.op == "call_function"]
     distinct = list(dict.fromkeys(ops))
     shown = ", ".join(distinct[:3]) + (", ..." if len(distinct) > 3 else "")
-    return EagerIfFaster(fn, gm, name=f"a graph of {len(ops)} op{'s' * (len(ops) != 1)} ({shown})")
+    return EagerIfFaster(fn, eager or gm, name=f"a graph of {len(ops)} op{'s' * (len(ops) != 1)} ({shown})")
 
 
 def _eager_backward(gm: torch.fx.GraphModule, example_inputs):
@@ -329,7 +334,9 @@ def mlirforge_backend(gm: torch.fx.GraphModule, example_inputs, options=None, **
     if inference is not None:
         aten, static = inference
         STATS.thin_path_graphs += 1
-        return _compile_inference(config, aten, static)
+        # Dynamo's own graph takes the same arguments and returns the same outputs; it runs
+        # PyTorch's fused kernels (addmm, SDPA, ...) where the ATen graph has them decomposed.
+        return _compile_inference(config, aten, static, eager=gm)
     compiler = aot_autograd(
         fw_compiler=lambda g, ex: _compile_forward(config, g, ex),
         bw_compiler=_eager_backward,
