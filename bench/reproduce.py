@@ -211,7 +211,7 @@ METHOD = """\
 - **Systems**: `eager` (`torch.no_grad()`), `inductor` (`torch.compile(m)`), `turbine_cpu`
   (`torch.compile(m, backend="turbine_cpu")`: iree-turbine registers it as a `torch_dynamo_backends`
   entry point; it compiles with IREE's llvm-cpu target and runs on IREE's multi-threaded
-  `local-task` driver), `mlirforge` (the defaults: driver `auto`, which keeps local-sync or local-task per graph after timing both on the first calls),
+  `local-task` driver), `mlirforge` (the defaults: driver `auto`, which keeps local-sync or local-task per graph after timing both on the first calls, and `eager_if_faster`, which then keeps a graph eager where it measures faster than compiled), `mlirforge[iree-only]` (`options={"eager_if_faster": False}`: every graph on IREE),
   `mlirforge[heuristic]` (`options={"optimize": True, "budget_s": B}`),
   `mlirforge[llm-replay]` (the search with a recorded LLM transcript replayed; only with
   `--transcript`).

@@ -105,7 +105,7 @@ def summary_table(results: Sequence[WorkloadResult]) -> tuple[list[str], list[li
 
 def timing_text(settings: dict[str, Any]) -> str:
     return (
-        f"{settings['rounds']} interleaved rounds after {settings['warmup']} warm-up calls, calls per "
+        f"{settings['rounds']} interleaved rounds after {settings['warmup']} warm-up calls (mlirforge systems: at least benchmarking.settle_calls()), calls per "
         f"round chosen so one eager sample lasts ~{settings['sample_ms']:g} ms; x eager = eager median / "
         "system median, 95% CI from a paired bootstrap over rounds"
     )
