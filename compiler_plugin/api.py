@@ -157,6 +157,7 @@ class OptimizeSummary:
     stopped: str = ""
     rejected_answers: int = 0
     llm: dict | None = None
+    kept_anything: bool = True  # the search kept a rewrite or a module-wide choice (verified end to end)
     vs_unoptimized: list[float] | None = None  # [median ratio, 95% CI low, high], paired rounds
     vs_eager: list[float] | None = None
 
@@ -183,12 +184,17 @@ class OptimizeSummary:
         if self.unoptimized_us and self.optimized_us:
             out.append(
                 f"time/call    eager {self.eager_us:.1f} us, mlirforge unoptimised {self.unoptimized_us:.1f} us, "
-                f"optimised {self.optimized_us:.1f} us"
+                f"optimised {self.optimized_us:.1f} us" if self.kept_anything else
+                f"time/call    eager {self.eager_us:.1f} us, mlirforge {self.optimized_us:.1f} us (nothing kept)"
             )
             if self.vs_unoptimized and self.vs_eager:
                 u, e = self.vs_unoptimized, self.vs_eager
-                out.append(f"speedup      {u[0]:.2f}x vs unoptimised (95% CI {u[1]:.2f}-{u[2]:.2f}), "
-                           f"{e[0]:.2f}x vs eager (95% CI {e[1]:.2f}-{e[2]:.2f}); fresh process, interleaved")
+                # Nothing kept: the artifact is the unoptimised program, and a ratio of a program to
+                # itself (whatever the auto driver chose in each) says nothing.
+                vs_unopt = (f"{u[0]:.2f}x vs unoptimised (95% CI {u[1]:.2f}-{u[2]:.2f}), " if self.kept_anything
+                            else "the artifact is the unoptimised program, ")
+                out.append(f"speedup      {vs_unopt}{e[0]:.2f}x vs eager (95% CI {e[1]:.2f}-{e[2]:.2f}); "
+                           "fresh process, interleaved")
         return out
 
 
@@ -282,6 +288,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
     out = write_artifact(Path(out_dir), compiled.vmfb, exported.parameters, manifest, extra)
     summary = OptimizeSummary(
         artifact=out,
+        kept_anything=verified,
         kernels=[_kernel_row(kr, comp) for kr in result.search.kernels],
         module_candidates=[{"candidate": c.describe(), "result": v.feedback()} for c, v in result.search.module_history],
         evaluations=result.search.evaluations,

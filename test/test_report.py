@@ -357,3 +357,16 @@ def test_a_kept_kernel_shows_its_speedup_alone_and_in_the_model():
     assert row["speedup"] == 1.69 and row["in_model_speedup"] == 1.21 and row["in_model_ci"] == [1.18, 1.24]
     assert "1.690× alone, 1.210× in the model" in row["outcome"]
     assert "1.210× in the model" in render_markdown(data) and "1.210× in the model" in render_html(data)
+
+
+def test_the_summary_never_prints_a_program_against_itself():
+    from mlirforge.api import OptimizeSummary
+
+    common = dict(artifact="out", kernels=[], module_candidates=[], evaluations=3, search_seconds=1.0,
+                  end_to_end=None, eager_us=500.0, unoptimized_us=900.0, optimized_us=520.0,
+                  vs_unoptimized=[1.72, 1.64, 1.78], vs_eager=[0.99, 0.97, 1.02])
+    nothing = "\n".join(OptimizeSummary(**common, kept_anything=False).lines())
+    assert "vs unoptimised" not in nothing and "the artifact is the unoptimised program" in nothing
+    assert "(nothing kept)" in nothing and "0.99x vs eager (95% CI 0.97-1.02)" in nothing
+    kept = "\n".join(OptimizeSummary(**common, kept_anything=True).lines())
+    assert "1.72x vs unoptimised (95% CI 1.64-1.78)" in kept
