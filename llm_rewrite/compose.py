@@ -94,16 +94,18 @@ def _ab(model: ModelEvaluator, ref_mlir: str, cand_mlir: str, flags: list[str], 
     return verdict_from_reply(cand_id, reply, settings)
 
 
-def confirm_in_model(model: ModelEvaluator, outlined: str, winner: Winner, settings: EvalSettings) -> Verdict:
+def confirm_in_model(model: ModelEvaluator, outlined: str, winner: Winner, settings: EvalSettings,
+                     baseline: str | None = None) -> Verdict:
     """A kernel win measured where it runs: the model with this one rewrite against the model without
     it, same flags and driver (`settings`), interleaved in the worker. Its numerics were checked alone;
-    the set's are checked again by `compose`."""
+    the set's are checked again by `compose`. `baseline`: `apply_winners(outlined, [], ...)`, if built."""
     try:
         with_it = apply_winners(outlined, [winner], settings)
     except Exception as exc:  # noqa: BLE001 - a substitution failure is this candidate's verdict
         return Verdict(winner[1].id, stage=Stage.BUILD, reason=f"cannot be substituted into the model: {exc}")
-    return _ab(model, apply_winners(outlined, [], settings), with_it, list(settings.base_flags), settings.driver,
-               settings, f"in-model-{winner[1].id}")
+    baseline = apply_winners(outlined, [], settings) if baseline is None else baseline
+    return _ab(model, baseline, with_it, list(settings.base_flags), settings.driver, settings,
+               f"in-model-{winner[1].id}")
 
 
 def _in_model(verdict: Verdict) -> dict:
@@ -140,7 +142,7 @@ def compose(
         return Composition(baseline_inlined, base_flags, base_driver, [], dropped, None)
 
     full = apply_winners(outlined, kept, settings) if kept else baseline_inlined
-    profile = _profile(model, outlined, kept, flags, driver, settings)
+    profile = _profile(model, outlined, kept, flags, driver, settings, (baseline_inlined, full))
     verdict = model.evaluate("model", full, flags, driver)
     progress("compose-set", {"verdict": verdict, "kept": len(kept)})
     in_model: dict[str, dict] = {}
@@ -174,8 +176,9 @@ def compose(
 
 
 def _profile(model: ModelEvaluator, outlined: str, winners: list[Winner], flags: list[str], driver: str,
-             settings: EvalSettings) -> dict[str, dict]:
+             settings: EvalSettings, untagged: tuple[str, str]) -> dict[str, dict]:
     """Each winner's dispatches in the unoptimised model and with all winners in it (see `Composition.profile`).
+    `untagged`: those two models as composition already built them (without kernel tags).
 
     Diagnostics only: a failure is logged and costs nothing but the explanation.
     """
@@ -185,10 +188,9 @@ def _profile(model: ModelEvaluator, outlined: str, winners: list[Winner], flags:
 
     try:
         times = []
-        for ws, fl in (([], list(model.settings.base_flags)), (winners, flags)):
-            times.append(kernel_times(apply_winners(outlined, ws, settings, tagged=True),
-                                      apply_winners(outlined, ws, settings), fl, driver, model.parameters,
-                                      model.inputs, model.cache))
+        for ws, fl, mlir in (([], list(model.settings.base_flags), untagged[0]), (winners, flags, untagged[1])):
+            times.append(kernel_times(apply_winners(outlined, ws, settings, tagged=True), mlir, fl, driver,
+                                      model.parameters, model.inputs, model.cache))
     except Exception as exc:  # noqa: BLE001 - the profile explains; it must never cost the composition
         log.warning("mlirforge: could not profile the model's dispatches (%s: %s)", type(exc).__name__, exc)
         return {}

@@ -14,7 +14,7 @@ import shutil
 import torch
 
 from mlirforge.llm_rewrite.cache import RewriteCache
-from mlirforge.llm_rewrite.compose import Composition, compose, confirm_in_model
+from mlirforge.llm_rewrite.compose import Composition, apply_winners, compose, confirm_in_model
 from mlirforge.llm_rewrite.evaluate import EvalSettings, ModelEvaluator, new_workdir
 from mlirforge.llm_rewrite.kernels import extract_kernels
 from mlirforge.llm_rewrite.proposers import Proposer
@@ -66,8 +66,10 @@ def optimize_lowered(
                                module_cache)
         rewrite_cache = RewriteCache() if use_rewrite_cache else None
         try:
+            baseline = apply_winners(outlined, [], eval_settings)  # the model without any rewrite, once
+
             def confirm(kernel, cand, verdict, settings):
-                return confirm_in_model(model, outlined, (kernel, cand, verdict), settings)
+                return confirm_in_model(model, outlined, (kernel, cand, verdict), settings, baseline)
 
             search = Search(kernels, model, proposer, search_settings, eval_settings, workdir, rewrite_cache,
                             module_cache, progress, confirm=confirm)
