@@ -26,13 +26,15 @@ import time
 import warnings
 from collections.abc import Callable
 
+from mlirforge.lowering.runtime import AutoDriverModule
+
 log = logging.getLogger("mlirforge")
 
 
 class EagerIfFaster:
     """`compiled(*args)` or `eager(*args)`, whichever measures faster here after the first calls."""
 
-    SETTLE_CALLS = 8  # covers AutoDriverModule's 2 * (TRIAL_CALLS + 1) alternating driver trials
+    SETTLE_CALLS = 2 * (AutoDriverModule.TRIAL_CALLS + 1)  # the driver trials alternate over these calls
     TRIALS = 3
     MARGIN = 0.9  # eager is chosen only if its median is below 90% of the compiled one
 

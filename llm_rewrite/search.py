@@ -64,7 +64,7 @@ def module_choice(cand: Candidate, settings: EvalSettings) -> tuple[list[str], s
     """(flags, driver) of a module-wide candidate; CandidateRejected if it is not one, or not allowed."""
     info = cand.kind_info
     if info.scope != "module":
-        raise CandidateRejected("parse", f"a {cand.kind} candidate is not module-wide")
+        raise CandidateRejected(Stage.PARSE, f"a {cand.kind} candidate is not module-wide")
     return info.module_choice(cand.payload, settings)
 
 

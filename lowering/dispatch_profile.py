@@ -77,9 +77,9 @@ def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
 
 def profile_dispatches(vmfb: Path, inputs: Sequence[np.ndarray], parameters: Path | None = None,
                        driver: str = "local-sync", calls: int = 30, function: str = "main") -> DispatchProfile:
-    """Per-dispatch medians of `function` over exactly `calls` calls (after none unprofiled: the first
-    call is cold and the median ignores it). `inputs`: host arrays in argument order; `parameters`:
-    the module's IREE parameter archive (scope `mlirforge`)."""
+    """Per-dispatch medians of `function` over exactly `calls` profiled calls (the first is cold; the
+    median does not let it decide). `inputs`: host arrays in argument order; `parameters`: the
+    module's IREE parameter archive (scope `mlirforge`)."""
     if calls < 3:
         raise ValueError("calls: at least 3 for a median")
     with tempfile.TemporaryDirectory(prefix="mlirforge-profile-") as tmp:

@@ -24,12 +24,10 @@ from collections.abc import Callable
 
 import torch
 
-from mlirforge.lowering.stages import stage, stage_failure, stages_for
+from mlirforge.lowering.stages import stage_failure, stages_for
 
 FORMS = ("linalg", "torch")
 
-TORCH_BACKEND_PIPELINE = stage("torch-backend").pipeline
-LINALG_PIPELINE = stage("linalg").pipeline
 
 # torch-mlir names the op it could not legalize in one of two ways: a known op
 # by its own name, an op it has no definition for as `torch.operator` with the

@@ -52,14 +52,6 @@ COMPILE_STAGES: tuple[CompileStage, ...] = (
 )
 
 
-def stage(name: str) -> CompileStage:
-    """The stage called `name` (KeyError for a name not in the list: a typo in our code)."""
-    for s in COMPILE_STAGES:
-        if s.name == name:
-            return s
-    raise KeyError(name)
-
-
 def stages_for(form: str) -> list[CompileStage]:
     """The stages that run, in order, for a lowering form."""
     return [s for s in COMPILE_STAGES if form in s.forms]
