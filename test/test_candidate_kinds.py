@@ -99,7 +99,8 @@ def test_a_registered_kind_is_offered_in_the_prompt(toy_kind, kernel):
 
 
 def test_a_registered_kind_goes_through_the_whole_cascade(toy_kind, kernel):
-    evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
+    # Default rounds: five gave a CI too wide to clear the bar now and then on a loaded machine.
+    evaluator = KernelEvaluator(kernel, EvalSettings(), new_workdir())
     verdict = evaluator.evaluate(Candidate("return-early", {"op": "linalg.matmul"}, kernel.hash))
     assert verdict.built and verdict.equivalent is True and verdict.accepted, verdict.reason
     assert verdict.stage is Stage.DONE and verdict.speedup > 1.5
