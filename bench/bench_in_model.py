@@ -43,28 +43,36 @@ def run(model_file: Path, proposer: str, transcript: str | None, budget_s: float
     e2e = manifest["optimization"]["end_to_end"] or {}
     model_us = (e2e.get("timing") or {}).get("baseline_us")
     rows, kept_time = [], 0.0
-    for r in manifest["rewrites"]:
-        alone, inside = r["timing"], r.get("in_model") or {}
-        dispatches = inside.get("dispatches") or {}
-        share = alone["baseline_us"] / model_us if model_us else None
-        kept_time += (share or 0) * (1 - 1 / alone["speedup"])
-        rows.append({"kernel": r["kernel"], "root": r["kernel_root"], "share": share,
+    # Every kernel's best verified candidate, kept or dropped: the diagnosis needs the losers too.
+    for k in summary.kernels:
+        w = k.get("winner")
+        if w is None:
+            continue
+        alone, inside = w["alone"], w["in_model"] or {}
+        dispatches = w["dispatches"] or {}
+        before_us = (dispatches.get("before") or {}).get("us")
+        share = before_us / model_us if before_us and model_us else None
+        if w["kept"] and share and alone["speedup"]:
+            kept_time += share * (1 - 1 / alone["speedup"])
+        rows.append({"kernel": k["hash"], "root": k["root"], "candidate": w["candidate"], "share": share,
+                     "alone_us": [alone["baseline_us"], alone["candidate_us"]],
                      "alone": [alone["speedup"], alone["ci_low"], alone["ci_high"]],
-                     "in_model": [inside.get(k) for k in ("speedup", "ci_low", "ci_high")],
-                     "dispatch_us": [(dispatches.get("before") or {}).get("us"),
-                                     (dispatches.get("after") or {}).get("us")],
+                     "in_model": [inside.get(x) for x in ("speedup", "ci_low", "ci_high")],
+                     "dispatch_us": [before_us, (dispatches.get("after") or {}).get("us")],
                      "fused": (dispatches.get("before") or {}).get("fused", []),
-                     "why": dispatches.get("why", "")})
+                     "why": dispatches.get("why", ""), "kept": w["kept"], "dropped": w["dropped"]})
+    kept_anything = summary.kept_anything
     return {
         "model": str(model_file), "proposer": proposer, "transcript": transcript,
         "kernels": [k["result"] for k in summary.kernels], "rewrites": rows,
-        "dropped": manifest["optimization"]["dropped"],
         "end_to_end": {k: e2e.get("timing", {}).get(k) for k in ("speedup", "ci_low", "ci_high")}
-        | {"accepted": e2e.get("accepted"), "reason": e2e.get("reason")},
-        "predicted": 1 / (1 - kept_time) if rows and kept_time < 1 else None,
-        "fresh_process": {"vs_unoptimized": summary.vs_unoptimized, "vs_eager": summary.vs_eager,
-                          "eager_us": summary.eager_us, "unoptimized_us": summary.unoptimized_us,
-                          "optimized_us": summary.optimized_us},
+        | {"accepted": e2e.get("accepted"), "reason": e2e.get("reason"), "model_us": model_us},
+        "predicted": 1 / (1 - kept_time) if kept_time and kept_time < 1 else None,
+        "kept_anything": kept_anything,
+        # With nothing kept the artifact is the unoptimised program: a ratio between the two is noise.
+        "fresh_process": {"vs_unoptimized": summary.vs_unoptimized if kept_anything else None,
+                          "vs_eager": summary.vs_eager, "eager_us": summary.eager_us,
+                          "unoptimized_us": summary.unoptimized_us, "optimized_us": summary.optimized_us},
         "machine": machine_info(), "versions": versions(),
     }
 
@@ -76,12 +84,12 @@ def _x(triple) -> str:
 
 
 def tables(result: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["kernel", "root", "share of model", "alone (95% CI)", "in the model (95% CI)",
-               "dispatches µs before → after", "fused into it"]
-    rows = [[r["kernel"][:12], r["root"], fmt(r["share"] and 100 * r["share"], ".0f") + "%", _x(r["alone"]),
-             _x(r["in_model"]),
-             f"{fmt(r['dispatch_us'][0], '.0f')} → {fmt(r['dispatch_us'][1], '.0f')}",
-             ", ".join(f[:8] for f in r["fused"]) or "-"] for r in result["rewrites"]]
+    headers = ["kernel", "root", "candidate", "share of model", "alone µs ref → cand", "alone (95% CI)",
+               "its dispatches in the model, µs before → after", "in the model (95% CI)", "fused into it", "kept"]
+    rows = [[r["kernel"][:12], r["root"], r["candidate"][:40], fmt(r["share"] and 100 * r["share"], ".0f") + "%",
+             f"{fmt(r['alone_us'][0], '.0f')} → {fmt(r['alone_us'][1], '.0f')}", _x(r["alone"]),
+             f"{fmt(r['dispatch_us'][0], '.0f')} → {fmt(r['dispatch_us'][1], '.0f')}", _x(r["in_model"]),
+             ", ".join(f[:8] for f in r["fused"]) or "-", "yes" if r["kept"] else "no"] for r in result["rewrites"]]
     return headers, rows
 
 
@@ -94,14 +102,19 @@ def markdown(result: dict) -> str:
              f"Proposer `{result['proposer']}`" + (f", transcript `{result['transcript']}`" if result["transcript"]
                                                      else "") + ". Regenerate with `python bench/bench_in_model.py`.",
              "", markdown_table(headers, rows, left=2), ""]
-    for d in result["dropped"]:
-        lines.append(f"- dropped `{d['kernel'][:12]}` {d['candidate']}: {d['why']}")
+    for r in result["rewrites"]:
+        if r["why"]:
+            lines.append(f"- `{r['kernel'][:12]}`: {r['why']}")
+        if r["dropped"]:
+            lines.append(f"- `{r['kernel'][:12]}` dropped: {r['dropped']}")
     lines += ["", f"- end to end (search worker, A/B): {_x([e.get('speedup'), e.get('ci_low'), e.get('ci_high')])}"
                   f" — {e.get('reason')}",
               f"- predicted from the kept kernels' shares and alone speedups (Amdahl): "
               f"{fmt(result['predicted'], '.2f')}x",
-              f"- the artifact in a fresh process, interleaved: {_x(f['vs_unoptimized'])} vs unoptimised, "
-              f"{_x(f['vs_eager'])} vs eager", ""]
+              (f"- the artifact in a fresh process, interleaved: {_x(f['vs_unoptimized'])} vs unoptimised, "
+               f"{_x(f['vs_eager'])} vs eager" if result["kept_anything"] else
+               f"- nothing kept: the artifact is the unoptimised program, {_x(f['vs_eager'])} vs eager "
+               "in a fresh process"), ""]
     lines += [f"Per kernel: {k}" for k in result["kernels"]]
     lines += ["", f"Machine: {cpu_text(result['machine'])}", f"Versions: {versions_text(result['versions'])}", ""]
     return "\n".join(lines)

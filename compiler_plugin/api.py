@@ -142,6 +142,11 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike
     return result.seconds
 
 
+# Other processes' share of the CPU above which a timing is flagged as unreliable: 10% of a
+# 2-core machine is a neighbour busy a fifth of the time, enough to move eager by 10-20%.
+BUSY_SHARE = 0.10
+
+
 @dataclasses.dataclass
 class OptimizeSummary:
     artifact: Path
@@ -160,6 +165,8 @@ class OptimizeSummary:
     kept_anything: bool = True  # the search kept a rewrite or a module-wide choice (verified end to end)
     vs_unoptimized: list[float] | None = None  # [median ratio, 95% CI low, high], paired rounds
     vs_eager: list[float] | None = None
+    other_cpu_share: float | None = None
+    """Share of the machine's CPU other processes used while the artifact was timed (None: unknown)."""
 
     def lines(self) -> list[str]:
         out = [f"artifact     {self.artifact}", f"search       {self.evaluations} candidates evaluated in {self.search_seconds:.1f} s"
@@ -195,6 +202,10 @@ class OptimizeSummary:
                             else "the artifact is the unoptimised program, ")
                 out.append(f"speedup      {vs_unopt}{e[0]:.2f}x vs eager (95% CI {e[1]:.2f}-{e[2]:.2f}); "
                            "fresh process, interleaved")
+            if self.other_cpu_share is not None and self.other_cpu_share > BUSY_SHARE:
+                out.append(f"warning      other processes used {100 * self.other_cpu_share:.0f}% of the CPU while "
+                           "this was timed: the times and ratios above are unreliable (eager, on every core, "
+                           "suffers most); time again on a quiet machine")
         return out
 
 
@@ -310,6 +321,7 @@ def _write_optimized(model, inputs, out_dir, config, source, time_it, proposer, 
         summary.unoptimized_us = figures["unoptimized_us"]
         summary.optimized_us = figures["optimized_us"]
         summary.vs_unoptimized, summary.vs_eager = figures["vs_unoptimized"], figures["vs_eager"]
+        summary.other_cpu_share = figures.get("other_cpu_share")
     return summary
 
 
@@ -338,8 +350,22 @@ def _kernel_row(kr, comp) -> dict:
                                                      else "")
     else:
         result = kr.skipped or f"no verified rewrite ({len(kr.history)} tried)"
-    return {"hash": kr.kernel.hash, "root": kr.kernel.root, "baseline_us": kr.kernel.baseline_us or 0.0,
-            "tried": len(kr.history), "result": result}
+    row = {"hash": kr.kernel.hash, "root": kr.kernel.root, "baseline_us": kr.kernel.baseline_us or 0.0,
+           "tried": len(kr.history), "result": result}
+    if kr.winner is not None:
+        row["winner"] = _winner_evidence(kr, comp)
+    return row
+
+
+def _winner_evidence(kr, comp) -> dict:
+    """A kernel's best verified candidate as figures, kept or not: its A/B alone (µs of the kernel built
+    alone, reference and candidate), its in-model A/B, its dispatches in both models and why it was dropped."""
+    c, v = kr.winner
+    alone = {k: v.timing.get(k) for k in ("speedup", "ci_low", "ci_high", "baseline_us", "candidate_us")}
+    why = next((why for (k, _, _), why in comp.dropped if k.hash == kr.kernel.hash), None)
+    return {"candidate": c.describe(), "alone": alone, "in_model": comp.in_model.get(kr.kernel.hash),
+            "dispatches": comp.profile.get(kr.kernel.hash),
+            "kept": any(k.hash == kr.kernel.hash for k, _, _ in comp.kept), "dropped": why}
 
 
 def _reports(result, comp) -> dict[str, str]:

@@ -199,5 +199,5 @@ def _profile(model: ModelEvaluator, outlined: str, winners: list[Winner], flags:
     for kernel, _, verdict in winners:
         b, a = before.get(kernel.hash), after.get(kernel.hash)
         out[kernel.hash] = {"before": b.to_json() if b else None, "after": a.to_json() if a else None,
-                            "why": explain(kernel.hash, verdict.speedup, b, a)}
+                            "why": explain(kernel.hash, verdict.speedup, b, a, verdict.timing.get("baseline_us"))}
     return out

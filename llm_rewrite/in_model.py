@@ -47,6 +47,40 @@ def kernel_times(tagged_mlir: str, mlir: str, flags: list[str], driver: str, par
                  inputs: list[TensorSpec], cache: ModuleCache | None) -> dict[str, KernelInModel]:
     """kernel hash -> its time in the model. `tagged_mlir` and `mlir` are the same program, with
     and without kernel tags (`compose.apply_winners(..., tagged=True)` / `tagged=False`)."""
+    return model_kernel_profile(tagged_mlir, mlir, flags, driver, parameters, inputs, cache).kernels
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelProfile:
+    """The unoptimised model's dispatch profile, charged to its kernels (what prompts show)."""
+
+    kernels: dict[str, KernelInModel]
+    model_us: float
+    """The model's summed dispatch time per call, µs."""
+
+    def us(self, kernel_hash: str) -> float | None:
+        k = self.kernels.get(kernel_hash)
+        return k.us if k else None
+
+    def describe(self, kernel_hash: str) -> str:
+        return describe_in_model(self.kernels.get(kernel_hash), self.model_us)
+
+
+def describe_in_model(k: KernelInModel | None, model_us: float) -> str:
+    """One line for a kernel's prompt: its dispatches' time in the model, their share of the model's
+    dispatch time `model_us`, and which other kernels IREE fused into them ('' if not profiled)."""
+    if k is None or model_us <= 0:
+        return ""
+    text = (f"its dispatches take {k.us:.1f} us per model call, {100 * k.us / model_us:.0f}% of the "
+            f"model's {model_us:.0f} us of dispatches ({len(k.dispatches)} dispatch(es))")
+    if k.fused:
+        text += f"; IREE fuses ops of kernel(s) {', '.join(h[:12] for h in k.fused)} into them"
+    return text
+
+
+def model_kernel_profile(tagged_mlir: str, mlir: str, flags: list[str], driver: str, parameters: Path | None,
+                         inputs: list[TensorSpec], cache: ModuleCache | None) -> ModelProfile:
+    """`kernel_times` with the model's summed dispatch time per call."""
     sources = dispatch_sources(tagged_mlir, compile_flags("auto", flags), prefix=KERNEL_TAG_PREFIX)
     compiled = compile_mlir(mlir, "auto", flags, cache)
     rng = np.random.default_rng(0)
@@ -66,15 +100,26 @@ def kernel_times(tagged_mlir: str, mlir: str, flags: list[str], driver: str, par
         entry["dispatches"].append(d.name)
         entry["fused"] += [t.removeprefix(KERNEL_TAG_PREFIX) for t in source.tags[1:]
                            if t.removeprefix(KERNEL_TAG_PREFIX) not in entry["fused"]]
-    return {k: KernelInModel(v["us"], tuple(v["dispatches"]), tuple(f for f in v["fused"] if f != k))
-            for k, v in by_kernel.items()}
+    return ModelProfile({k: KernelInModel(v["us"], tuple(v["dispatches"]), tuple(f for f in v["fused"] if f != k))
+                         for k, v in by_kernel.items()}, profile.call_us)
 
 
-def explain(kernel: str, alone: float | None, before: KernelInModel | None, after: KernelInModel | None) -> str:
-    """Why a kernel's speedup alone and in the model differ, from the two models' profiles ('' if unknown)."""
+# Built alone, a kernel's reference more than this much slower than its dispatches in the model
+# means the alone A/B measured work the model does not do there (1.25: beyond timing noise).
+ALONE_CONTEXT_RATIO = 1.25
+
+
+def explain(kernel: str, alone: float | None, before: KernelInModel | None, after: KernelInModel | None,
+            alone_us: float | None = None) -> str:
+    """Why a kernel's speedup alone and in the model differ, from the two models' profiles ('' if unknown).
+    `alone_us`: the unoptimised kernel's time built alone (the reference of its A/B alone), µs per call."""
     if before is None:
         return ""
     parts = []
+    if alone_us and before.us > 0 and alone_us > ALONE_CONTEXT_RATIO * before.us:
+        parts.append(f"alone the unoptimised kernel takes {alone_us:.1f} µs but its dispatches in the model "
+                     f"{before.us:.1f} µs: alone it pays for work the model fuses elsewhere or hoists (its "
+                     "inputs' data-tiling packs), so its speedup alone overstates what the model can gain")
     if after is not None and after.us > 0:
         inside = before.us / after.us
         parts.append(f"its dispatches took {before.us:.1f} µs per call in the unoptimised model and "

@@ -148,3 +148,16 @@ def test_a_win_rejected_in_the_model_says_so_in_the_next_prompt():
     apply_in_model(verdict, _verdict("m", 0.96, 1.03))
     assert "1.400x (95% CI 1.390-1.410) alone, 0.960x in the model" in verdict.feedback()
     assert verdict.feedback().endswith("slower where it runs")
+
+
+def test_the_explanation_names_a_reference_that_pays_more_alone_than_in_the_model():
+    from mlirforge.llm_rewrite.in_model import KernelInModel, explain
+
+    before = KernelInModel(246.0, ("main_dispatch_19",), ("7f2782ae71c41c96",))
+    after = KernelInModel(205.0, ("main_dispatch_19",), ())
+    why = explain("d5329a09d3bdae8c", 1.46, before, after, alone_us=335.0)
+    assert "alone the unoptimised kernel takes 335.0 µs but its dispatches in the model 246.0 µs" in why
+    assert "246.0 µs per call in the unoptimised model and 205.0 µs in the optimised one (1.20x; 1.46x alone)" in why
+    assert "IREE fused kernel(s) 7f2782ae into its dispatch" in why
+    # Alone and in the model within noise of each other: nothing to explain about the context.
+    assert "alone the unoptimised" not in explain("k", 1.46, before, after, alone_us=250.0)
