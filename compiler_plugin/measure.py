@@ -38,14 +38,16 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 20, inner: int = 1
                        archive=Path(artifact_dir) / params if params else None, copy_inputs=baseline.copy_inputs())
     model, inputs = problem.model, problem.inputs
     order = artifact.manifest.module_inputs
+    from mlirforge.benchmarking import OtherCpu, paired_bootstrap
+
     with torch.no_grad():
         check = check_against_eager(artifact, model, inputs)
         ok, err, msg = check.ok, check.max_abs_error, check.message
-        samples = interleaved_times(
-            [lambda: model(*inputs), lambda: unopt(*[inputs[i] for i in order]), lambda: artifact(*inputs)],
-            rounds=rounds, inner=inner,
-        )
-    from mlirforge.benchmarking import paired_bootstrap
+        with OtherCpu() as other:  # a neighbour on the cores skews eager (all cores) far more than IREE
+            samples = interleaved_times(
+                [lambda: model(*inputs), lambda: unopt(*[inputs[i] for i in order]), lambda: artifact(*inputs)],
+                rounds=rounds, inner=inner,
+            )
 
     eager, unoptimized, optimized = (median_us(s) for s in samples)
 
@@ -55,7 +57,8 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 20, inner: int = 1
 
     return {"matches_eager": ok, "max_abs_error": err, "message": msg, "eager_us": eager,
             "unoptimized_us": unoptimized, "optimized_us": optimized,
-            "vs_unoptimized": ratio(samples[1], samples[2]), "vs_eager": ratio(samples[0], samples[2])}
+            "vs_unoptimized": ratio(samples[1], samples[2]), "vs_eager": ratio(samples[0], samples[2]),
+            "other_cpu_share": other.share}
 
 
 def measure_in_subprocess(model_file: str | Path, artifact_dir: str | Path, timeout_s: float = 300) -> dict:

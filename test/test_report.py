@@ -370,3 +370,7 @@ def test_the_summary_never_prints_a_program_against_itself():
     assert "(nothing kept)" in nothing and "0.99x vs eager (95% CI 0.97-1.02)" in nothing
     kept = "\n".join(OptimizeSummary(**common, kept_anything=True).lines())
     assert "1.72x vs unoptimised (95% CI 1.64-1.78)" in kept
+    assert "warning" not in kept
+    # A busy neighbour while timing is said, not hidden (the quiet case above says nothing).
+    busy = "\n".join(OptimizeSummary(**common, kept_anything=True, other_cpu_share=0.4).lines())
+    assert "warning      other processes used 40% of the CPU" in busy and "unreliable" in busy
