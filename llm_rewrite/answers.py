@@ -36,6 +36,9 @@ _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
 class ParsedAnswer:
     candidates: list[Candidate]
     problems: list[str]  # why parts of the answer could not be used
+    declined: bool = False
+    """The answer said, in the asked-for form, that it has nothing to propose (`{"candidates": []}`):
+    an honest end of that search, not an unusable answer to re-ask."""
 
 
 MAX_JSON_NESTING = 64
@@ -95,6 +98,8 @@ def parse_answer(
         return ParsedAnswer([], [f"{hint}: expected {{\"candidates\": [{{\"kind\": ...}}]}}"])
     candidates, problems = [], []
     entries = [e for v in values for e in _entries(v)]
+    if not entries and any(isinstance(v, dict) and v.get("candidates") == [] for v in values):
+        return ParsedAnswer([], [], declined=True)
     for i, entry in enumerate(entries):
         try:
             cand = _candidate(entry, kinds, kernel_hash, provenance)

@@ -71,8 +71,14 @@ def optimize_lowered(
             def confirm(kernel, cand, verdict, settings):
                 return confirm_in_model(model, outlined, (kernel, cand, verdict), settings, baseline)
 
+            def profile_model(flags, driver):
+                from mlirforge.llm_rewrite.in_model import model_kernel_profile
+
+                return model_kernel_profile(apply_winners(outlined, [], eval_settings, tagged=True), baseline,
+                                            flags, driver, params_path, model.inputs, module_cache)
+
             search = Search(kernels, model, proposer, search_settings, eval_settings, workdir, rewrite_cache,
-                            module_cache, progress, confirm=confirm)
+                            module_cache, progress, confirm=confirm, profile_model=profile_model)
             result = search.run()
             # Kernels were searched under the module winner's flags and driver; compose under them too.
             chosen = dataclasses.replace(eval_settings, base_flags=result.flags, driver=result.driver)

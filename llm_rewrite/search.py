@@ -22,6 +22,7 @@ from pathlib import Path
 from mlirforge.llm_rewrite.cache import RewriteCache, context_key
 from mlirforge.llm_rewrite.candidates import CandidateRejected
 from mlirforge.llm_rewrite.evaluate import EvalSettings, KernelEvaluator, ModelEvaluator
+from mlirforge.llm_rewrite.in_model import ModelProfile
 from mlirforge.llm_rewrite.settings import SearchSettings
 from mlirforge.llm_rewrite.profiling import hot_kernels, profile_kernels
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
@@ -40,6 +41,19 @@ class KernelResult:
     history: History = dataclasses.field(default_factory=list)
     from_cache: bool = False
     skipped: str = ""
+
+
+@dataclasses.dataclass
+class _KernelSearch:
+    """One kernel's search in progress, between its rounds of the round-robin."""
+
+    kr: KernelResult
+    index: int
+    total: int
+    evaluator: KernelEvaluator | None = None  # built at its first round
+    started: float = 0.0
+    stale: int = 0
+    """Rounds in a row without progress (see `_progress`)."""
 
 
 @dataclasses.dataclass
@@ -78,6 +92,13 @@ def _better(v: Verdict, best: tuple[Candidate, Verdict] | None) -> bool:
     return v.accepted and (best is None or _rank(v) > _rank(best[1]))
 
 
+def _progress(v: Verdict, best: tuple[Candidate, Verdict] | None, min_gain: float) -> bool:
+    """Whether a round that found `v` made progress for patience: a first win, or one whose CI lower
+    bound beats the old best's by the acceptance margin. A rank nudged up by timing noise keeps
+    the better candidate but does not buy the kernel more rounds."""
+    return v.accepted and (best is None or _rank(v) > _rank(best[1]) * (1 + min_gain))
+
+
 def apply_in_model(verdict: Verdict, inside: Verdict) -> None:
     """Record a kernel win's in-model A/B in its verdict; a win that is measurably slower in the model
     is not one (the verdict the user sees is the in-model one)."""
@@ -108,6 +129,7 @@ class Search:
         progress: Progress | None = None,
         search_module: bool = True,
         confirm: Callable[[Kernel, Candidate, Verdict, EvalSettings], Verdict] | None = None,
+        profile_model: Callable[[list[str], str], ModelProfile] | None = None,
     ):
         self.kernels = kernels
         self.model = model
@@ -122,6 +144,8 @@ class Search:
         self.search_module = search_module
         self.confirm = confirm
         """Measures an accepted kernel win inside the model (`compose.confirm_in_model`); None: alone only."""
+        self.profile_model = profile_model
+        """The unoptimised model's dispatch profile under (flags, driver), for proposers that show it."""
         self.evaluations = 0
         self.rejected_answers = 0
         self.module_cache_entry: tuple[str, str] | None = None
@@ -148,6 +172,8 @@ class Search:
         result = SearchResult(None, [], [], 0, 0.0, flags=tuple(self.eval_settings.base_flags),
                               driver=self.eval_settings.driver)
         try:
+            profile = self._model_profile()
+            self.proposer.inform(list(self.eval_settings.base_flags), self.eval_settings.driver, profile)
             if self.search_module:
                 module_deadline = (float("inf") if self.proposer.replays
                                    else start + self.settings.budget_s * self.settings.module_share)
@@ -158,6 +184,7 @@ class Search:
                     result.flags, result.driver = tuple(flags), driver
                     self.eval_settings = dataclasses.replace(self.eval_settings, base_flags=tuple(flags),
                                                              driver=driver)
+                    self.proposer.inform(flags, driver, profile)
             self.progress("profile", {"kernels": len(self.kernels)})
             ranked = profile_kernels(self.kernels, list(self.eval_settings.base_flags), self.eval_settings.driver,
                                      self.module_cache)
@@ -169,11 +196,7 @@ class Search:
                     kr.skipped = "not hot enough"
             self.proposer.prepare([kr.kernel for kr in result.kernels if not kr.skipped and not self._cached(kr.kernel)],
                                   self.settings.per_round)
-            for i, kr in enumerate(r for r in result.kernels if not r.skipped):
-                if time.monotonic() >= deadline:
-                    kr.skipped = "budget spent"
-                    continue
-                self._search_kernel(kr, deadline, i, len(hot))
+            self._search_kernels([kr for kr in result.kernels if not kr.skipped], deadline)
         except KeyboardInterrupt:
             result.interrupted = True
             self.progress("interrupted", {})
@@ -187,6 +210,19 @@ class Search:
         result.evaluations = self.evaluations
         result.seconds = time.monotonic() - start
         return result
+
+    def _model_profile(self) -> ModelProfile | None:
+        """Profile the unoptimised model once, if the proposer shows it (costs a compile and ~30 calls);
+        a failure costs only the prompt's facts."""
+        if self.profile_model is None or not self.proposer.wants_model_profile:
+            return None
+        self.progress("profile-model", {})
+        try:
+            return self.profile_model(list(self.eval_settings.base_flags), self.eval_settings.driver)
+        except Exception as exc:  # noqa: BLE001 - diagnostics for the prompt, never the search's failure
+            log.warning("mlirforge: could not profile the model's dispatches for the prompts (%s: %s)",
+                        type(exc).__name__, exc)
+            return None
 
     # -- module-wide ----------------------------------------------------------
 
@@ -251,55 +287,86 @@ class Search:
 
     # -- per kernel -------------------------------------------------------------
 
-    def _search_kernel(self, kr: KernelResult, deadline: float, index: int, total: int) -> None:
-        kernel = kr.kernel
-        context = self.kernel_context
-        if self.rewrite_cache is not None:
-            hit = self.rewrite_cache.lookup(kernel.hash, context)
-            if hit is not None:
-                kr.winner, kr.from_cache = hit, True
-                self.progress("kernel-cached", {"kernel": kernel, "candidate": hit[0], "verdict": hit[1]})
-                return
-            if self.rewrite_cache.was_searched(kernel.hash, context):
-                kr.from_cache, kr.skipped = True, "searched before: no verified rewrite"
-                self.progress("kernel-cached", {"kernel": kernel, "candidate": None, "verdict": None})
-                return
-        evaluator = KernelEvaluator(kernel, self.eval_settings, self.workdir, self.module_cache)
-        self.progress("kernel-start", {"kernel": kernel, "index": index, "total": total})
-        started, stale, exhausted = time.monotonic(), 0, False
+    def _search_kernels(self, krs: list[KernelResult], deadline: float) -> None:
+        """Round-robin over the hot kernels, hottest first: one proposal round each in turn, so that
+        one kernel cannot spend the budget (an LLM's requests, the time) while others get none."""
+        active = []
+        for i, kr in enumerate(krs):
+            if not self._from_cache(kr):
+                active.append(_KernelSearch(kr, i, len(krs)))
+        while active:
+            for st in list(active):
+                if time.monotonic() >= deadline:
+                    for left in active:
+                        if not left.kr.history:
+                            left.kr.skipped = "budget spent"
+                        self.progress("kernel-done", {"kernel": left.kr.kernel, "winner": left.kr.winner})
+                    return
+                if self._kernel_round(st, deadline):
+                    active.remove(st)
+                    self._finish_kernel(st)
+
+    def _from_cache(self, kr: KernelResult) -> bool:
+        """Take this kernel's result from the rewrite cache if it holds one; whether it did."""
+        if self.rewrite_cache is None:
+            return False
+        kernel, context = kr.kernel, self.kernel_context
+        hit = self.rewrite_cache.lookup(kernel.hash, context)
+        if hit is not None:
+            kr.winner, kr.from_cache = hit, True
+            self.progress("kernel-cached", {"kernel": kernel, "candidate": hit[0], "verdict": hit[1]})
+            return True
+        if self.rewrite_cache.was_searched(kernel.hash, context):
+            kr.from_cache, kr.skipped = True, "searched before: no verified rewrite"
+            self.progress("kernel-cached", {"kernel": kernel, "candidate": None, "verdict": None})
+            return True
+        return False
+
+    def _kernel_round(self, st: _KernelSearch, deadline: float) -> bool:
+        """One proposal round for one kernel: propose, check, time. True when its search is over
+        (patience spent, or the proposer has nothing more for it)."""
+        kr, kernel = st.kr, st.kr.kernel
+        if st.evaluator is None:
+            st.evaluator = KernelEvaluator(kernel, self.eval_settings, self.workdir, self.module_cache)
+            st.started = time.monotonic()
+            self.progress("kernel-start", {"kernel": kernel, "index": st.index, "total": st.total})
         # A replayed recording runs to its end: the live run's early stop hung on its own timings.
         patience = float("inf") if self.proposer.replays else self.settings.patience
-        while time.monotonic() < deadline and stale < patience:
-            cands = self.proposer.propose(kernel, kr.history, self.settings.per_round)
-            if not cands:
-                if self._note_rejections(kernel):
-                    stale += 1  # a failed round (unusable answer, failed request), not an exhausted proposer
-                    continue
-                exhausted = True
-                break
-            self._note_rejections(kernel)
-            improved = False
-            tried = {c.id for c, _ in kr.history}
-            for cand in cands:
-                if time.monotonic() >= deadline:
-                    break
-                if cand.id in tried:  # proposers (LLMs especially) repeat themselves; never pay twice
-                    self.rejected_answers += 1
-                    self.progress("answer-rejected", {"kernel": kernel, "reason": f"repeats candidate {cand.id}"})
-                    continue
-                tried.add(cand.id)
-                verdict = evaluator.evaluate(cand)
-                if verdict.accepted and self.confirm is not None:
-                    apply_in_model(verdict, self.confirm(kernel, cand, verdict, self.eval_settings))
-                self.evaluations += 1
-                kr.history.append((cand, verdict))
-                self.progress("kernel-candidate", {"kernel": kernel, "candidate": cand, "verdict": verdict})
-                if _better(verdict, kr.winner):
-                    kr.winner, improved = (cand, verdict), True
-                    if self.rewrite_cache is not None:
-                        self.rewrite_cache.store(kernel.hash, context, cand, verdict)
-            stale = 0 if improved else stale + 1
-        finished = exhausted or stale >= patience
-        if self.rewrite_cache is not None and finished:
-            self.rewrite_cache.mark_searched(kernel.hash, context, len(kr.history), time.monotonic() - started)
-        self.progress("kernel-done", {"kernel": kernel, "winner": kr.winner})
+        cands = self.proposer.propose(kernel, kr.history, self.settings.per_round)
+        if not cands:
+            if self._note_rejections(kernel):
+                st.stale += 1  # a failed round (unusable answer, failed request), not an exhausted proposer
+                return st.stale >= patience
+            return True  # the proposer has nothing more for this kernel
+        self._note_rejections(kernel)
+        improved = False
+        tried = {c.id for c, _ in kr.history}
+        for cand in cands:
+            if time.monotonic() >= deadline:
+                return False
+            if cand.id in tried:  # proposers (LLMs especially) repeat themselves; never pay twice
+                self.rejected_answers += 1
+                self.progress("answer-rejected", {"kernel": kernel, "reason": f"repeats candidate {cand.id}"})
+                continue
+            tried.add(cand.id)
+            verdict = st.evaluator.evaluate(cand)
+            if verdict.accepted and self.confirm is not None:
+                apply_in_model(verdict, self.confirm(kernel, cand, verdict, self.eval_settings))
+            self.evaluations += 1
+            kr.history.append((cand, verdict))
+            self.progress("kernel-candidate", {"kernel": kernel, "candidate": cand, "verdict": verdict})
+            if _better(verdict, kr.winner):
+                improved = improved or _progress(verdict, kr.winner, self.eval_settings.min_gain)
+                kr.winner = (cand, verdict)
+                if self.rewrite_cache is not None:
+                    self.rewrite_cache.store(kernel.hash, self.kernel_context, cand, verdict)
+        st.stale = 0 if improved else st.stale + 1
+        return st.stale >= patience
+
+    def _finish_kernel(self, st: _KernelSearch) -> None:
+        """A kernel whose search ran to its end: remembered as searched, so a later run skips it."""
+        kr = st.kr
+        if self.rewrite_cache is not None:
+            self.rewrite_cache.mark_searched(kr.kernel.hash, self.kernel_context, len(kr.history),
+                                             time.monotonic() - st.started)
+        self.progress("kernel-done", {"kernel": kr.kernel, "winner": kr.winner})

@@ -48,7 +48,9 @@ def scrub(value: Any, secrets: tuple[str, ...] = ()) -> Any:
     if isinstance(value, str):
         for secret in secrets:
             if secret and len(secret) >= 4:
-                value = value.replace(secret, REDACTED)
+                # The exact value only, never a piece of a longer token: a key `relay` must not
+                # turn the model name `relay-expert` into `[redacted]-expert`.
+                value = re.sub(rf"(?<![\w.\-]){re.escape(secret)}(?![\w.\-])", REDACTED, value)
         for pattern in _SECRET_PATTERNS:
             value = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + REDACTED, value)
         return value

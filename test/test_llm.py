@@ -29,7 +29,7 @@ from mlirforge.llm_rewrite import llm_client
 from mlirforge.llm_rewrite.llm_client import Budget, BudgetSpent, LLMClient, LLMError, LLMSettings
 from mlirforge.llm_rewrite.population import select
 from mlirforge.llm_rewrite.prompts import PromptError, render_text
-from mlirforge.llm_rewrite.prompts.build import kernel_messages, module_messages
+from mlirforge.llm_rewrite.prompts.build import describe_target, kernel_messages, module_messages
 from mlirforge.llm_rewrite.transcript import read_transcript, scrub
 from mlirforge.llm_rewrite.types import Candidate, Kernel, TensorSpec, Verdict
 from mlirforge.lowering.errors import UserError
@@ -123,6 +123,32 @@ def test_the_prompt_holds_the_kernel_target_and_history_but_never_the_checks_inp
     module = module_messages([kernel], host_cpu(), [], [], 3, ["--iree-opt-data-tiling"], "local-sync",
                              ("local-sync", "local-task"))[-1]["content"]
     assert "--iree-llvmcpu-enable-ukernels=<none|all|mmt4d|default>" in module and "local-task" in module
+
+
+def test_the_prompt_says_where_the_kernel_runs_and_the_module_round_ranks_by_measured_time():
+    from dataclasses import replace
+
+    from mlirforge.llm_rewrite.in_model import KernelInModel, ModelProfile
+    from mlirforge.lowering.target import CpuTarget
+
+    kernel = _kernel()
+    cold = replace(kernel, hash="c" * 16, name="kernel_cold", baseline_us=400.0)  # slower alone, cooler inside
+    profile = ModelProfile({kernel.hash: KernelInModel(180.0, ("d3", "d4"), ("f3bdf75d1111",)),
+                            cold.hash: KernelInModel(20.0, ("d9",), ())}, 400.0)
+    user = kernel_messages(kernel, host_cpu(), select([]), 0, [], 4, "", (["--iree-opt-data-tiling"], "local-task"),
+                           profile.describe(kernel.hash))[-1]["content"]
+    assert "`iree-compile --iree-opt-data-tiling`, runtime driver `local-task`" in user
+    assert "180.0 us per model call, 45% of the model's 400 us" in user and "f3bdf75d1111" in user
+    assert "kept only if the whole model gets faster" in user and "multiple of the vector size" in user
+    avx512 = CpuTarget("x86_64", "test", ("avx2", "avx512f"), 2, None, None, None)
+    avx2 = CpuTarget("x86_64", "test", ("avx2",), 2, None, None, None)
+    assert "32 zmm registers" in describe_target(avx512) and "16 ymm registers" in describe_target(avx2)
+    module = module_messages([cold, kernel], host_cpu(), [], [], 3, [], "local-sync", ("local-sync",),
+                             profile)[-1]["content"]
+    hot_line, cold_line = f"- {kernel.name}:", f"- {cold.name}:"
+    assert module.index(hot_line) < module.index(cold_line)  # 45% of the model before 5%
+    unprofiled = module_messages([kernel, cold], host_cpu(), [], [], 3, [], "local-sync", ("local-sync",))
+    assert unprofiled[-1]["content"].index(cold_line) < unprofiled[-1]["content"].index(hot_line)
 
 
 def test_the_population_keeps_the_best_and_one_failure_of_each_kind():
@@ -226,6 +252,9 @@ def test_secrets_never_reach_the_transcript():
     clean = scrub({"a": [text]}, (SECRET,))["a"][0]
     assert SECRET not in clean and "abcdefghijklmnop" not in clean and "user:pw" not in clean
     assert "zzzzzzzzzz" not in clean and clean.count("[redacted]") == 4
+    # Only the exact secret, not every token it is a piece of (a key "relay", a model "relay-expert").
+    assert scrub({"model": "relay-expert", "key": "relay", "why": "key relay refused"}, ("relay",)) == {
+        "model": "relay-expert", "key": "[redacted]", "why": "key [redacted] refused"}
 
 
 def test_missing_endpoint_is_a_clear_error_and_the_default_stays_offline(monkeypatch):
@@ -572,6 +601,27 @@ def test_the_llm_budget_stops_the_search_cleanly(tmp_path, monkeypatch):
         check = check_against_eager(mlirforge.load(tmp_path / "out"), problem.model, problem.inputs)
         ok, msg = check.ok, check.message
     assert ok, msg
+
+
+def test_an_honest_empty_answer_ends_that_kernels_search_without_a_rejection(tmp_path, monkeypatch):
+    """`{"candidates": []}` is the model saying it has nothing more: not an unusable answer to re-ask
+    (which spent patience rounds and requests on every kernel before)."""
+    monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    from mlirforge.api import optimize_model
+    from mlirforge.kernelbench import load_model_file
+
+    assert _parse('Nothing more to try.\n```json\n{"candidates": []}\n```').declined
+    assert not _parse('{"candidates": [{"kind": "nonsense"}]}').declined
+    problem = load_model_file(MODEL_FILE)
+    events = []
+    with ScriptedLLM(lambda body: Step(content='I have nothing worth trying.\n{"candidates": []}')) as server:
+        summary = optimize_model(problem.model, problem.inputs, tmp_path / "out", _config(server, patience=5),
+                                 progress=lambda e, i: events.append(e), time_it=False)
+    records = [r for r in read_transcript(tmp_path / "out" / "transcript.jsonl").requests if r["purpose"] == "kernel"]
+    per_kernel = [r["kernel"] for r in records]
+    assert per_kernel and len(per_kernel) == len(set(per_kernel))  # each searched kernel asked exactly once
+    assert summary.rejected_answers == 0 and "answer-rejected" not in events
+    assert len(server.log) == len(records) + 1  # and the module round
 
 
 def test_kernel_candidates_may_not_reach_beyond_pure_tensor_computation():

@@ -111,7 +111,8 @@ class TilingKind(CandidateKind):
             "   vector tiles within distribution tiles; vector_common_parallel tiles the parallel loops (0 for",
             "   reductions), vector_reduction the reduction loops (0 for parallel ones); the product of all",
             f"   non-zero vector sizes at most {MAX_VECTOR_TILE_ELEMENTS}. Pipelines: {', '.join(CODEGEN_PIPELINES)}.",
-            "   The kernel is then compiled without data tiling.",
+            "   Make each distribution size a multiple of the vector size of its loop (a 196-wide tile",
+            "   over 16-wide vectors leaves a slow remainder). The kernel is then compiled without data tiling.",
         ])
 
 

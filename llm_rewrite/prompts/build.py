@@ -17,6 +17,8 @@ none of those.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 
 from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.flags import describe_whitelist
@@ -24,6 +26,9 @@ from mlirforge.llm_rewrite.population import Population, failure_kind
 from mlirforge.llm_rewrite.prompts import render
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
 from mlirforge.lowering.target import CpuTarget
+
+if TYPE_CHECKING:
+    from mlirforge.llm_rewrite.in_model import ModelProfile
 
 
 
@@ -33,11 +38,20 @@ def _size(n: int | None) -> str:
     return f"{n // (1 << 20)} MiB" if n >= 1 << 20 else f"{n // 1024} KiB"
 
 
+def _registers(cpu: CpuTarget) -> str:
+    """The vector register file, which bounds a register tile (x86: 32 zmm with AVX-512, else 16)."""
+    if cpu.arch != "x86_64":
+        return "32 vector registers" if cpu.arch == "aarch64" else "vector registers unknown"
+    if "avx512f" in cpu.features:
+        return "32 zmm registers"
+    return "16 ymm registers" if ("avx2" in cpu.features or "avx" in cpu.features) else "16 xmm registers"
+
+
 def describe_target(cpu: CpuTarget) -> str:
     isa = [f for f in cpu.features if f.startswith(("avx", "fma", "amx", "sse4", "f16c", "bmi"))]
     return "\n".join([
         f"- CPU: {cpu.model_name or 'unknown'} ({cpu.arch}), {cpu.cores} cores used by IREE's thread pool",
-        f"- vector width: {cpu.vector_bits} bits ({cpu.vector_bits // 32} fp32 lanes)",
+        f"- vector width: {cpu.vector_bits} bits ({cpu.vector_bits // 32} fp32 lanes); {_registers(cpu)}",
         f"- ISA features: {', '.join(isa) or 'baseline'}",
         f"- caches: L1d {_size(cpu.l1d_bytes)}, L2 {_size(cpu.l2_bytes)}, L3 {_size(cpu.l3_bytes)}",
         "- compiler: IREE llvm-cpu backend, target-cpu=host",
@@ -86,7 +100,12 @@ def describe_history(population: Population, tried: int, rejections: list[str]) 
 
 
 def kernel_messages(kernel: Kernel, cpu: CpuTarget, population: Population, tried: int,
-                    rejections: list[str], n: int, passes_text: str) -> list[dict[str, str]]:
+                    rejections: list[str], n: int, passes_text: str,
+                    timed_under: tuple[list[str], str] = ([], "local-sync"),
+                    in_model: str = "") -> list[dict[str, str]]:
+    """The messages of one kernel round. `timed_under`: the (flags, driver) the kernel and its
+    candidates are built and timed under; `in_model`: what the model's dispatch profile says about
+    this kernel (`describe_in_model`), or '' where it was not profiled."""
     weights = ", ".join(f"#{i} {kernel.inputs[i].mlir}" for i in kernel.weight_inputs) or "none"
     signature = "(" + ", ".join(s.mlir for s in kernel.inputs) + ") -> (" + ", ".join(s.mlir for s in kernel.outputs) + ")"
     user = render(
@@ -97,6 +116,9 @@ def kernel_messages(kernel: Kernel, cpu: CpuTarget, population: Population, trie
         signature=signature, weights=weights, reduction_depth=kernel.reduction_depth,
         kernel_mlir=kernel.module.strip(), kinds=describe_kinds(kernel), passes=passes_text,
         history=describe_history(population, tried, rejections), n=n,
+        timed_under=f"`iree-compile {' '.join(timed_under[0]) or '(no extra flags)'}`, runtime driver "
+                    f"`{timed_under[1]}`",
+        in_model=in_model or "not profiled",
     )
     return [{"role": "system", "content": render("system", target_kind="the host CPU", n=n)},
             {"role": "user", "content": user}]
@@ -104,11 +126,20 @@ def kernel_messages(kernel: Kernel, cpu: CpuTarget, population: Population, trie
 
 def module_messages(kernels: list[Kernel], cpu: CpuTarget, history: list[tuple[Candidate, Verdict]],
                     rejections: list[str], n: int, base_flags: list[str], driver: str,
-                    drivers: tuple[str, ...]) -> list[dict[str, str]]:
-    top = sorted(kernels, key=lambda k: -k.weight)[:8]
+                    drivers: tuple[str, ...], profile: ModelProfile | None = None) -> list[dict[str, str]]:
+    """The module round's messages. `profile`: the unoptimised model's dispatch profile; the kernels
+    are then listed by their measured time in the model, hottest first (without one: by their time
+    alone, where measured)."""
+
+    def measured(k: Kernel) -> float:
+        return (profile.us(k.hash) if profile else None) or -1.0
+
+    top = sorted(kernels, key=lambda k: (-measured(k), -k.weight))[:8]
     kernel_lines = "\n".join(
         f"- {k.name}: {k.root}, outputs {', '.join(s.mlir for s in k.outputs)}, called {k.calls}x"
-        + (f", {k.baseline_us:.1f} us" if k.baseline_us else "") for k in top
+        + (f", {k.baseline_us:.1f} us alone" if k.baseline_us else "")
+        + (f"; in the model {profile.describe(k.hash)}" if profile and profile.describe(k.hash) else "")
+        for k in top
     ) or "- (none)"
     if history or rejections:
         lines = [f"- {c.describe()}: {_verdict_text(v)}" for c, v in history]

@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Verdict
+
+if TYPE_CHECKING:
+    from mlirforge.llm_rewrite.in_model import ModelProfile
 
 History = list[tuple[Candidate, Verdict]]
 
@@ -41,6 +46,16 @@ class Proposer:
     def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
         """Module-wide candidates (IREE flags, runtime driver); none by default."""
         return []
+
+    wants_model_profile = False
+    """True for a proposer whose prompts show each kernel's time inside the model (the LLM's): the
+    search then profiles the unoptimised model's dispatches once, before the module round."""
+
+    def inform(self, flags: list[str], driver: str, profile: ModelProfile | None) -> None:
+        """What the search knows about where kernels run: the iree-compile `flags` and `driver` they
+        are built and timed under (called again after the module round chose its own), and the
+        unoptimised model's dispatch profile charged to its kernels (None: not profiled). Called
+        before the module round and before any kernel's first round."""
 
     def prepare(self, kernels: list[Kernel], n: int) -> None:
         """The kernels about to be searched, hottest first: a proposer may start on

@@ -92,6 +92,8 @@ class LLMProposer(Proposer):
         self._upcoming: list[Kernel] = []
         self._prefetched: dict[str, Future] = {}
         self._prefetch_n = 4
+        self._timed_under: tuple[list[str], str] = (list(base_flags), driver)
+        self._profile = None  # in_model.ModelProfile, from `inform`
 
     @property
     def cache_tag(self) -> str:
@@ -99,6 +101,12 @@ class LLMProposer(Proposer):
 
     def usage(self) -> dict:
         return {"model": self.settings.model, **self.client.budget.to_json()}
+
+    wants_model_profile = True
+
+    def inform(self, flags, driver, profile) -> None:
+        self._timed_under = (list(flags), driver)
+        self._profile = profile
 
     def drain_rejections(self, kernel_hash: str | None) -> list[str]:
         with self._lock:
@@ -137,13 +145,14 @@ class LLMProposer(Proposer):
     def propose_round(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         pop = population.select(history)
         messages = kernel_messages(kernel, self.cpu, pop, len(history), self._rejections.get(kernel.hash, []), n,
-                                   self.passes_text)
+                                   self.passes_text, self._timed_under,
+                                   self._profile.describe(kernel.hash) if self._profile else "")
         parent = pop.parent.id if pop.parent else None
         return self._ask(messages, "kernel", kernel.hash, candidates.names("kernel"), n, parent)
 
     def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
         messages = module_messages(kernels, self.cpu, history, self._rejections.get(MODULE_KEY, []), n,
-                                   self.base_flags, self.driver, self.drivers)
+                                   self.base_flags, self.driver, self.drivers, self._profile)
         return self._ask(messages, "module", None, candidates.names("module"), n, None)
 
     def _ask(self, messages, purpose: str, kernel_hash: str | None, kinds, n: int, parent: str | None) -> list[Candidate]:
@@ -179,6 +188,9 @@ class LLMProposer(Proposer):
             budget=self.client.budget.to_json(),
         )
         self.transcript.record(record)
+        if parsed.declined:  # nothing more to propose: the search of this kernel ends, nothing to re-ask
+            self._reject(key, [])
+            return []
         problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
         self._reject(key, problems)
         return parsed.candidates

@@ -68,6 +68,8 @@ class ReplayProposer(Proposer):
         provenance = {"proposer": "llm", "model": rec.get("model"), "prompt_hash": rec.get("prompt_hash"),
                       "request": rec.get("seq"), "parent": rec.get("parent")}
         parsed = parse_answer(response.get("text", ""), kinds, kernel_hash, int(rec.get("n", 4)), provenance)
+        if parsed.declined:
+            return []  # the model said it had nothing more: as live, that kernel's search ends here
         problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
         self._pending.setdefault(kernel_hash, []).extend(problems)
         return parsed.candidates
