@@ -176,6 +176,41 @@ def test_a_kernel_candidate_may_not_set_module_attributes(kernel):
     assert not verdict.built and "may not set module attributes" in verdict.reason
 
 
+def _with_config(kernel, config: str) -> str:
+    """The kernel with `config` (an attribute dictionary entry) on its matmul."""
+    out = re.sub(r"(linalg\.matmul) ins", rf"\1 {{{config}}} ins", kernel.module, count=1)
+    assert out != kernel.module
+    return out
+
+
+def _cpu_config(dist, vec, red, pipeline="DoubleTilingExpert") -> str:
+    return ("compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+            f"distribution = {dist}, vector_common_parallel = {vec}, vector_reduction = {red}>, translation_info = "
+            f"#iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<{pipeline}>>>")
+
+
+@pytest.mark.parametrize("config, why", [
+    # The 8192-element vector cap of `tiling` candidates, bypassed before by writing the attribute by hand.
+    (_cpu_config([128, 512, 0], [128, 512, 0], [0, 0, 1]), "vector tiles of 65536 elements"),
+    (_cpu_config([128, 512, 0], [8, 8, 0], [0, 0, 100]), "outside 0..64"),  # beyond the root's k loop
+    (_cpu_config([64, 64, 0], [8, 16, 0], [0, 0, 1], pipeline="BufferOpsTileAndVectorize"), "pipeline BufferOpsTileAndVectorize is not one of"),
+    ("lowering_config = #iree_codegen.lowering_config<tile_sizes = [[64, 64, 0], [64, 256, 0], [0, 0, 1]]>",
+     "vector tiles of 16384 elements"),
+    ('hal.executable.objects = [#hal.executable.object<{path = "evil.o"}>]', "may not set"),
+    ("mlirforge_x = #hal.executable.object<{path = \"evil.o\"}>", "uses hal"),
+])
+def test_iree_attributes_in_a_kernel_candidate_are_checked_like_tiling_candidates(kernel, config, why):
+    with pytest.raises(CandidateRejected, match=why) as caught:
+        candidates.get("kernel").build(kernel, {"mlir": _with_config(kernel, config)}, EvalSettings())
+    assert caught.value.stage == Stage.PARSE
+
+
+def test_a_legal_compilation_info_in_a_kernel_candidate_builds(kernel):
+    built = candidates.get("kernel").build(
+        kernel, {"mlir": _with_config(kernel, _cpu_config([64, 64, 0], [8, 16, 0], [0, 0, 1]))}, EvalSettings())
+    assert "iree_cpu.lowering_config<distribution = [64, 64, 0]" in built.source
+
+
 def test_a_pipeline_may_run_only_kernel_passes_and_no_unchecked_tiles(kernel):
     evaluator = KernelEvaluator(kernel, EvalSettings(rounds=5), new_workdir())
     tiles = evaluator.evaluate(Candidate("pipeline", {"pipeline": "mlirforge-annotate-tiling{distribution=128,512,0 "

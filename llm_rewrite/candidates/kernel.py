@@ -7,6 +7,7 @@ computation (`KERNEL_DIALECTS`), which may carry IREE `compilation_info`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlirforge.llm_rewrite.candidates.base import (
@@ -22,6 +23,87 @@ before MLIR's recursive parser sees it."""
 MAX_MLIR_IN_PROMPT = 60_000
 KERNEL_DIALECTS = ("arith", "math", "linalg", "tensor", "scf", "vector", "affine", "complex", "func")
 """What a replacement kernel may use: pure computation on its tensor arguments."""
+
+
+ATTRIBUTE_DIALECTS = ("builtin", "linalg", "arith", "math", "vector", "tensor", "affine", "iree_codegen", "iree_cpu")
+"""Dialects whose attributes a replacement may carry: the ops' own, and IREE's codegen configs."""
+LOWERING_KEYS = ("distribution", "vector_common_parallel", "vector_reduction", "cache_parallel",
+                 "cache_reduction", "vector_inner_parallel")
+_DIALECT_REF = re.compile(r"[#!]([A-Za-z_][\w]*)\.")
+_DOTTED_KEY = re.compile(r"(?<![\w.#!])([A-Za-z_]\w*)\.[\w.]+\s*=")
+
+
+def check_attributes(kernel: Kernel, func) -> None:
+    """The attributes of a replacement kernel: its ops' own and IREE codegen configurations, checked
+    with the limits of `tiling` candidates; nothing that reaches outside the kernel.
+
+    A discardable dialect attribute (`hal.executable.objects` would link an object file into the
+    dispatch, `iree_codegen.translation_info`'s `codegen_spec` a transform script) is rejected, and
+    every `lowering_config` (inside `compilation_info` or alone) must have integer tiles >= 0
+    whose vector product is at most `tiling.MAX_VECTOR_TILE_ELEMENTS` (the root op's: also within
+    its loop bounds, as a `tiling` candidate's), and a pipeline from `tiling.CODEGEN_PIPELINES`.
+    Raises CandidateRejected(parse) naming the op and the attribute.
+    """
+    from mlirforge.passes import op_name, walk_nested
+
+    problems: list[str] = []
+
+    def visit(op) -> None:
+        name = op_name(op)
+        attrs = op.operation.attributes
+        for i in range(len(attrs)):
+            named = attrs[i]  # a NamedAttribute, by position
+            key, text = named.name, str(named.attr)
+            if "." in key and not key.startswith("mlirforge."):
+                problems.append(f"{name} carries attribute '{key}', which a kernel candidate may not set")
+                continue
+            foreign = sorted({d for d in _DIALECT_REF.findall(text) if d not in ATTRIBUTE_DIALECTS}
+                             | {d for d in _DOTTED_KEY.findall(text) if d not in ATTRIBUTE_DIALECTS})
+            if foreign:
+                problems.append(f"{name} attribute '{key}' uses {', '.join(foreign)} (allowed: "
+                                f"{', '.join(ATTRIBUTE_DIALECTS)})")
+                continue
+            if "lowering_config" in text or "translation_info" in text:
+                why = _lowering_problem(kernel, name, text)
+                if why:
+                    problems.append(f"{name} attribute '{key}': {why}")
+
+    walk_nested(func, visit)
+    if problems:
+        raise CandidateRejected(Stage.PARSE, "; ".join(problems[:3]))
+
+
+def _lowering_problem(kernel: Kernel, op: str, text: str) -> str:
+    """Why an IREE lowering configuration is not allowed ('' if it is)."""
+    from mlirforge.llm_rewrite.candidates.tiling import (
+        CODEGEN_PIPELINES, MAX_VECTOR_TILE_ELEMENTS, TILE_KEYS, check_tile_sizes,
+    )
+
+    if "codegen_spec" in text:
+        return "a codegen_spec (a transform script) is not allowed"
+    for pipeline in re.findall(r"pipeline\s*=\s*(?:#iree_cpu\.pipeline<)?(\w+)", text):
+        if pipeline not in CODEGEN_PIPELINES:
+            return f"pipeline {pipeline} is not one of {', '.join(CODEGEN_PIPELINES)}"
+    lists = {k: [int(v) for v in re.findall(r"-?\d+", m)]
+             for k, m in re.findall(rf"({'|'.join(LOWERING_KEYS)})\s*=\s*\[([^\]]*)\]", text)}
+    nested = re.search(r"tile_sizes\s*=\s*\[(.*)\]\s*[,>]", text)
+    if nested:  # the older form: tile_sizes = [[distribution], [parallel vector], [reduction vector]]
+        levels = [[int(v) for v in re.findall(r"-?\d+", lvl)] for lvl in re.findall(r"\[([^\[\]]*)\]", nested.group(1))]
+        lists.update(zip(TILE_KEYS, levels))
+    if any(v < 0 for values in lists.values() for v in values):
+        return "tile sizes must be >= 0"
+    unrolled = 1
+    for key in ("vector_common_parallel", "vector_reduction", "vector_inner_parallel"):
+        for v in lists.get(key, []):
+            unrolled *= v or 1
+    if unrolled > MAX_VECTOR_TILE_ELEMENTS:
+        return f"vector tiles of {unrolled} elements in all; at most {MAX_VECTOR_TILE_ELEMENTS} are allowed"
+    if op == kernel.root:
+        try:
+            check_tile_sizes(kernel, {k: lists[k] for k in TILE_KEYS if k in lists})
+        except CandidateRejected as exc:
+            return exc.reason
+    return ""
 
 
 class KernelKind(CandidateKind):
@@ -75,6 +157,7 @@ class KernelKind(CandidateKind):
                 # tensors would let a kernel cache results or reach beyond its arguments.
                 raise CandidateRejected(Stage.PARSE, f"op(s) {', '.join(foreign[:5])} not allowed in a kernel "
                                                      f"candidate (allowed dialects: {', '.join(KERNEL_DIALECTS)})")
+            check_attributes(kernel, funcs[0])
             new = funcs[0]
             new.attributes["sym_name"] = ir.StringAttr.get("main")
             if "sym_visibility" in new.attributes:
@@ -98,7 +181,13 @@ class KernelKind(CandidateKind):
             "   A replacement for the whole function: exactly one func.func, the identical signature",
             "   (argument and result types in order), no calls to other functions, only upstream MLIR",
             "   dialects (linalg, tensor, arith, math, scf, vector). It must compute the same values for",
-            "   every input, including signed zeros, infinities and NaN.",
+            "   every input, including signed zeros, infinities and NaN. Weight arguments may be repacked",
+            "   (linalg.pack into panels): work on weights alone is hoisted out of the call. An op may carry",
+            "   IREE's tile configuration, checked with the limits of `tiling` candidates:",
+            "   {compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<",
+            "   distribution = [..], vector_common_parallel = [..], vector_reduction = [..]>, translation_info =",
+            "   #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>}.",
+            "   No other dialect attributes.",
         ])
 
 
