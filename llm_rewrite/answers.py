@@ -110,6 +110,8 @@ def parse_answer(
             problems.append(f"candidate {i + 1}: more than the {n} asked for; ignored")
             continue
         candidates.append(cand)
+    if not candidates and not problems:  # `[]`, `{}`, `{"candidates": {}}`: JSON, but nothing in it
+        problems.append('the answer held no candidates (to say there is nothing to try: {"candidates": []})')
     return ParsedAnswer(candidates, problems)
 
 

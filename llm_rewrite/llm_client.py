@@ -3,8 +3,10 @@
 The real `openai` package does the HTTP; its own retries are switched off so
 that every attempt is ours to see: a 429 or 5xx is retried with exponential
 backoff (with jitter), waiting at least what the server's `Retry-After` asks
-for; a timeout or a dropped connection is retried the same way; anything else
-(400, 401, 404, ...) fails at once with the server's message. Each attempt is
+for; a timeout, a dropped connection, an answer not complete within
+`timeout_s` (a stalled stream) and a 200 whose body is not a chat completion
+(a proxy's HTML error page) are retried the same way; anything else (400,
+401, 404, ...) fails at once with the server's message. Each attempt is
 reported to the caller, so the transcript shows what happened.
 
 The budget (requests, tokens, wall-clock seconds) is checked before every
@@ -318,20 +320,25 @@ class LLMClient:
         for attempt_no in range(s.max_retries + 1):
             t0 = time.monotonic()
             try:
-                response = self._client.chat.completions.create(
+                response = _within(s.timeout_s, lambda: self._client.chat.completions.create(
                     model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens,
-                )
+                ))
+                completion = self._completion(response, [*attempts, Attempt(200, time.monotonic() - t0)],
+                                              time.monotonic() - started)
             except errors.APIStatusError as exc:
                 status = exc.status_code
                 attempt = Attempt(status, time.monotonic() - t0, _short(exc), _retry_after(exc.response.headers))
                 retryable = status == 429 or status >= 500
-            except (errors.APITimeoutError, errors.APIConnectionError) as exc:
-                kind = "timed out" if isinstance(exc, errors.APITimeoutError) else "connection failed"
+            except (errors.APITimeoutError, errors.APIConnectionError, TimeoutError) as exc:
+                kind = "connection failed" if isinstance(exc, errors.APIConnectionError) and not isinstance(
+                    exc, errors.APITimeoutError) else "timed out"
                 attempt = Attempt(None, time.monotonic() - t0, f"{kind}: {_short(exc)}")
                 retryable = True
+            except Exception as exc:  # noqa: BLE001 - a 200 whose body is not a chat completion (HTML, other JSON)
+                attempt = Attempt(200, time.monotonic() - t0, f"the answer is not a chat completion: {_short(exc)}")
+                retryable = True  # a proxy's error page, a truncated body: worth another try
             else:
-                attempts.append(Attempt(200, time.monotonic() - t0))
-                return self._completion(response, attempts, time.monotonic() - started)
+                return completion
             attempts.append(attempt)
             if not retryable or attempt_no == s.max_retries:
                 break
@@ -348,6 +355,10 @@ class LLMClient:
         raise LLMError(f"{s.base_url}: {what} after {len(attempts)} attempt(s): {last.error}", attempts)
 
     def _completion(self, response: Any, attempts: list[Attempt], seconds: float) -> Completion:
+        """The completion in `response`; ValueError if it is not one (a body of another content type
+        comes back from the openai package as a plain string)."""
+        if not isinstance(getattr(response, "choices", None), list):
+            raise ValueError(f"got {type(response).__name__} {_short(repr(response), 80)}")
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice is not None and choice.message is not None else ""
         usage = response.usage
@@ -358,6 +369,32 @@ class LLMClient:
                                 completion_tokens or 0, attempts, seconds)
         self.budget.add_tokens(completion.tokens)
         return completion
+
+
+def _within(seconds: float, call):
+    """`call()` with a deadline for the whole answer; TimeoutError past it.
+
+    The HTTP client's timeout bounds each read, so a server that trickles an answer a few bytes at
+    a time would hold the search for ever; the request runs on a daemon thread and is abandoned
+    past the deadline (its connection closes with the client, and a daemon never holds the exit).
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llm-request", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError(f"no complete answer within {seconds:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _short(exc: Exception, limit: int = 300) -> str:

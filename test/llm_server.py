@@ -10,6 +10,9 @@ to send back:
     Step(status=500)
     Step(delay_s=5, content="...")             answer late (past the client's timeout)
     Step(raw=b"not json", status=200)          a body that is not a completion
+    Step(drop=True)                            close the connection without answering
+    Step(trickle_s=1.0, content="...")         the answer in 16-byte pieces, 1 s apart
+    Step(content_type="text/html", raw=b"<html>")   a body of another content type
 
 Every request is logged with its arrival and reply times, so tests can check
 retries, backoff and concurrency.
@@ -39,6 +42,9 @@ class Step:
     delay_s: float = 0.0
     raw: bytes | None = None
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens; default: a character estimate
+    drop: bool = False  # close the connection without an answer (a proxy or server that died mid-request)
+    trickle_s: float = 0.0  # send the answer in 16-byte pieces, this long apart (a stalled stream)
+    content_type: str = "application/json"
 
 
 @dataclasses.dataclass
@@ -100,14 +106,19 @@ class ScriptedLLM:
                     server.log.append(entry)
                     if step.delay_s:
                         time.sleep(step.delay_s)
+                    if step.drop:
+                        self.close_connection = True
+                        self.connection.shutdown(2)  # both directions: the client sees a reset, no status
+                        entry.replied = time.monotonic()
+                        return
                     try:
                         if step.raw is not None:
-                            self._send_bytes(step.status, step.raw, step.headers)
+                            self._send_bytes(step.status, step.raw, step.headers, step)
                         elif step.status != 200:
                             self._send(step.status, {"error": {"message": f"scripted {step.status}",
                                                                "type": "scripted"}}, step.headers)
                         else:
-                            self._send(200, _completion(body, step), step.headers)
+                            self._send(200, _completion(body, step), step.headers, step)
                     except (BrokenPipeError, ConnectionResetError):
                         pass  # the client gave up (timeout): that is the point of a slow step
                     entry.replied = time.monotonic()
@@ -115,17 +126,23 @@ class ScriptedLLM:
                     with server._lock:
                         server.in_flight -= 1
 
-            def _send(self, status, obj, headers=None):
-                self._send_bytes(status, json.dumps(obj).encode(), headers)
+            def _send(self, status, obj, headers=None, step: Step | None = None):
+                self._send_bytes(status, json.dumps(obj).encode(), headers, step)
 
-            def _send_bytes(self, status, data, headers=None):
+            def _send_bytes(self, status, data, headers=None, step: Step | None = None):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", step.content_type if step else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(data)
+                if step is not None and step.trickle_s:
+                    for i in range(0, len(data), 16):
+                        self.wfile.write(data[i:i + 16])
+                        self.wfile.flush()
+                        time.sleep(step.trickle_s)
+                else:
+                    self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True

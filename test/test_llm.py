@@ -216,6 +216,24 @@ def test_client_retries_429_after_retry_after_and_5xx_and_timeouts():
     assert log[0].headers.get("authorization") == f"Bearer {SECRET}"
 
 
+def test_client_survives_dropped_connections_stalled_streams_and_bodies_of_another_type():
+    """Faults mid-run (issue "Hardening", item 3): each is one failed attempt, retried, with a reason."""
+    steps = [Step(drop=True), Step(trickle_s=0.5, content="x" * 200),
+             Step(content_type="text/html", raw=b"<html><body>502 Bad Gateway</body></html>"),
+             Step(raw=b'{"choices": "not a list"}'), Step(content="finally")]
+    with ScriptedLLM(lambda body: steps.pop(0)) as server:
+        completion = _client(server, max_retries=5, timeout_s=1.5).complete([{"role": "user", "content": "hi"}])
+    assert completion.text == "finally"
+    errors = [a.error for a in completion.attempts[:-1]]
+    assert "connection failed" in errors[0] and "timed out" in errors[1]
+    assert "not a chat completion" in errors[2] and "not a chat completion" in errors[3]
+    # The same faults with no retries left: a clear LLMError, never another exception.
+    for step in (Step(drop=True), Step(content_type="text/html", raw=b"<html>oops</html>")):
+        with ScriptedLLM(lambda body, step=step: step) as server:
+            with pytest.raises(LLMError, match="after 1 attempt"):
+                _client(server, max_retries=0).complete([{"role": "user", "content": "hi"}])
+
+
 def test_client_does_not_retry_client_errors_and_gives_up_after_max_retries():
     with ScriptedLLM(lambda body: Step(status=401)) as server:
         with pytest.raises(LLMError, match="HTTP 401 after 1 attempt"):
