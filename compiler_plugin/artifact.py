@@ -56,8 +56,11 @@ def write_artifact(
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists())):
         raise UserError(f"{out_dir}: exists and is not an mlirforge artifact; refusing to overwrite it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot write the artifact: {exc.strerror or exc}") from None
     try:
         (staging / MODULE).write_bytes(vmfb)
         write_parameter_archive(staging / PARAMETERS, parameters)
@@ -67,13 +70,50 @@ def write_artifact(
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        _move_into_place(staging, out_dir)
+    except OSError as exc:  # a full disk, a read-only directory: the old artifact, if any, is untouched
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"{out_dir}: cannot write the artifact: {exc.strerror or exc}; "
+                        "nothing was changed there") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries in one atomic step (Linux renameat2); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Put the finished `staging` directory at `out_dir`, replacing an existing artifact.
+
+    There is never a moment without a whole artifact at `out_dir`: the two are swapped atomically
+    (the old one then sits in `staging` and is removed), so a process killed at any point leaves
+    the old artifact or the new one, never neither or a mix. Where the swap is unsupported the old
+    one is renamed aside first, leaving a short window in which `out_dir` does not exist.
+    """
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    if _exchange(staging, out_dir):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    aside = staging.with_name(staging.name + ".old")
+    os.replace(out_dir, aside)
+    os.replace(staging, out_dir)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class LoadedArtifact:

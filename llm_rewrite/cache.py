@@ -91,14 +91,13 @@ class RewriteCache:
         """Keep an accepted rewrite (the faster one wins if one is already stored)."""
         if not verdict.accepted:
             raise ValueError("only accepted rewrites are cached")
+        # One statement, so two processes storing the same kernel at once cannot both read the old
+        # row and let the slower write land last.
         with self.db:
-            old = self.db.execute(
-                "SELECT speedup FROM rewrites WHERE kernel_hash = ? AND context = ?", (kernel_hash, context)
-            ).fetchone()
-            if old is not None and old[0] >= (verdict.speedup or 0):
-                return
             self.db.execute(
-                "INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rewrites VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kernel_hash, context) DO UPDATE SET "
+                "candidate = excluded.candidate, verdict = excluded.verdict, speedup = excluded.speedup, "
+                "created = excluded.created WHERE excluded.speedup > rewrites.speedup",
                 (kernel_hash, context, json.dumps(candidate.to_json()), json.dumps({**verdict.to_json(), "source": verdict.source}),
                  verdict.speedup or 0.0, time.time()),
             )
