@@ -151,8 +151,9 @@ class OptimizeOnFirstCall:
     compiled whole (unsupported ops), it is compiled without a search.
     """
 
-    def __init__(self, gm: torch.fx.GraphModule, static: list[int], config: CompileConfig):
-        self.gm, self.static, self.config = gm, static, config
+    def __init__(self, gm: torch.fx.GraphModule, static: list[int], config: CompileConfig,
+                 eager: Callable | None = None):
+        self.gm, self.static, self.config, self.eager = gm, static, config, eager
         self.fn: Callable | None = None
 
     def __call__(self, *args):
@@ -171,9 +172,7 @@ class OptimizeOnFirstCall:
         try:
             lowered = lower_graph(self.gm, self.static, opts)
         except (LoweringError, UnsupportedOpError):
-            fn, report = compile_with_fallback(self.gm, self.static, opts)
-            _report_fallback(report)
-            return fn
+            return self._without_search()
         params = [args[i] for i in lowered.param_positions]
         inputs = [args[i] for i in lowered.input_positions]
         proposer = None
@@ -189,9 +188,7 @@ class OptimizeOnFirstCall:
         except Exception as exc:  # the search must never break the user's model
             warnings.warn(FallbackWarning(f"mlirforge: the search failed ({type(exc).__name__}: {exc}); "
                                           "compiling without it", kind="search"), stacklevel=2)
-            fn, report = compile_with_fallback(self.gm, self.static, opts)
-            _report_fallback(report)
-            return fn
+            return self._without_search()
         finally:
             if proposer is not None:
                 proposer.close()
@@ -203,13 +200,18 @@ class OptimizeOnFirstCall:
         except LoweringError as exc:  # what the search kept must not break the user's model either
             warnings.warn(FallbackWarning(f"mlirforge: the optimised graph failed to compile ({exc.summary()}); "
                                           "compiling without the search's rewrites", kind="search"), stacklevel=2)
-            fn, report = compile_with_fallback(self.gm, self.static, opts)
-            _report_fallback(report)
-            return fn
+            return self._without_search()
         lowered.mlir = comp.mlir
         STATS.graphs_compiled += 1
-        module = load_module(compiled.vmfb, driver=comp.driver, parameters=None, copy_inputs=compiled.copy_inputs())
-        return CompiledGraph(lowered, module, compiled.key)
+        # The search timed under one driver (it may not switch drivers here); the graph then runs
+        # under the user's, as the unoptimised one would: `auto` keeps whichever is faster for it.
+        module = load_module(compiled.vmfb, driver=opts.driver, parameters=None, copy_inputs=compiled.copy_inputs())
+        return _faster_of(self.config, CompiledGraph(lowered, module, compiled.key), self.gm, None, self.eager)
+
+    def _without_search(self) -> Callable:
+        fn, report = compile_with_fallback(self.gm, self.static, self.config.lowering)
+        _report_fallback(report)
+        return _faster_of(self.config, fn, self.gm, report, self.eager)
 
 
 def _transcript_path():
@@ -240,17 +242,17 @@ def _compile_inference(config: CompileConfig, gm: torch.fx.GraphModule, static: 
     """`eager`: the graph as the user's eager PyTorch runs it (dynamo's, before our decompositions),
     which `eager_if_faster` times the compiled graph against; default `gm`."""
     if config.optimize:
-        return OptimizeOnFirstCall(gm, static, config)
+        return OptimizeOnFirstCall(gm, static, config, eager)
     fn, report = compile_with_fallback(gm, static, config.lowering)
     _report_fallback(report)
     return _faster_of(config, fn, gm, report, eager)
 
 
-def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, report: FallbackReport,
+def _faster_of(config: CompileConfig, fn: Callable, gm: torch.fx.GraphModule, report: FallbackReport | None,
                eager: Callable | None = None) -> Callable:
     """`fn`, or `eager` (default: `gm` run eagerly) if it measures faster (`eager_choice`); a graph already
-    all eager is left as it is."""
-    if not config.eager_if_faster or report.all_eager:
+    all eager is left as it is (`report` None: compiled whole)."""
+    if not config.eager_if_faster or (report is not None and report.all_eager):
         return fn
     from mlirforge.eager_choice import EagerIfFaster
     from mlirforge.lowering.partition import node_op_name

@@ -138,6 +138,11 @@ def test_optimize_keeps_a_verified_rewrite_in_the_manifest_and_reuses_the_cache(
 
 def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
     monkeypatch.setenv("MLIRFORGE_CACHE_DIR", str(tmp_path))
+    from mlirforge.lowering import runtime
+
+    drivers, real_load = [], runtime.load_module
+    monkeypatch.setattr(runtime, "load_module", lambda vmfb, driver="local-sync", **kw: (
+        drivers.append(driver), real_load(vmfb, driver=driver, **kw))[1])
     model, x = _identity_chain()
     compiled = torch.compile(model, backend="mlirforge", options={"optimize": True, "budget_s": 10})
     calls = mlirforge.stats().iree_calls
@@ -146,6 +151,9 @@ def test_torch_compile_optimize_option_runs_the_search(tmp_path, monkeypatch):
         ok, msg = check.ok, check.message
     assert ok, msg
     assert mlirforge.stats().iree_calls == calls + 1
+    # The searched graph runs under the user's driver (`auto`: every core where that is faster),
+    # not the single driver the search timed under.
+    assert drivers == ["auto"]
     # The search ran: the rewrite cache exists and, besides the model, kernels
     # and candidates were compiled (a plain compile builds exactly one module).
     assert (tmp_path / "rewrites.sqlite").exists()
