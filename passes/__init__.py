@@ -55,6 +55,7 @@ def describe_passes(names: list[str] | None = None) -> str:
 _PUBLIC = {
     "ForgePass": "_base", "PassFailure": "_base",
     "parse_pipeline": "_pipeline", "run_pipeline": "_pipeline", "PipelineError": "_pipeline",
+    "split_pipeline": "_pipeline",
     # kernels: attributes, the content hash and the IR helpers that read them
     "KERNEL_HASH": "_kernels", "KERNEL_ROOT": "_kernels", "kernels": "_kernels",
     "kernel_hash_of": "_kernels", "is_root": "_kernels", "function_type": "_kernels",

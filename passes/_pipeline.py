@@ -23,7 +23,7 @@ class PipelineError(ValueError):
         self.column = column
 
 
-def _split_top(text: str) -> list[tuple[str, int]]:
+def split_pipeline(text: str) -> list[tuple[str, int]]:
     """Split on commas outside braces; returns (piece, start column 1-based)."""
     pieces, depth, start, opened = [], 0, 0, 0
     for i, ch in enumerate(text):
@@ -96,7 +96,7 @@ def parse_pipeline(text: str) -> list[ForgePass]:
     passes: list[ForgePass] = []
     if not text.strip():
         return passes
-    for piece, column in _split_top(text):
+    for piece, column in split_pipeline(text):
         lead = len(piece) - len(piece.lstrip())
         piece = piece.strip()
         column += lead

@@ -220,6 +220,25 @@ def test_a_pipeline_may_run_only_kernel_passes_and_no_unchecked_tiles(kernel):
     assert "mlirforge-outline-kernels not allowed" in outline.reason
 
 
+def test_a_pipeline_orders_our_passes_with_the_iree_compilers_own(kernel):
+    from mlirforge.llm_rewrite.candidates.pipeline import REGISTRY_PASSES
+    from mlirforge.lowering.ir import ir, passmanager
+
+    with ir.Context():  # every pass offered is in this IREE's registry (an upgrade that drops one fails here)
+        for name in REGISTRY_PASSES:
+            passmanager.PassManager.parse(f"builtin.module(func.func({name}))")
+    kind = candidates.get("pipeline")
+    packed = kind.build(kernel, {"pipeline": "mlirforge-generalize-named-ops,"
+                                             "linalg-block-pack-matmul{block-factors=16,16,16},canonicalize,cse"},
+                        EvalSettings())
+    assert "linalg.pack" in packed.source and "linalg.matmul ins" not in packed.source
+    with pytest.raises(CandidateRejected, match="not allowed in a pipeline candidate"):
+        kind.build(kernel, {"pipeline": "canonicalize,convert-linalg-to-loops"}, EvalSettings())
+    with pytest.raises(CandidateRejected, match="no-such-option"):
+        kind.build(kernel, {"pipeline": "linalg-block-pack-matmul{no-such-option=1}"}, EvalSettings())
+    assert "linalg-block-pack-matmul" in kind.prompt(kernel)
+
+
 def test_a_registered_module_kind_is_offered_in_the_module_prompt():
     from mlirforge.llm_rewrite.prompts.build import describe_module_kinds
 

@@ -1,8 +1,12 @@
-"""`pipeline` candidates: an ordered list of our passes, run on one kernel.
+"""`pipeline` candidates: an ordered list of passes, run on one kernel.
 
 Payload: {"pipeline": "pass-a,pass-b{option=value}"}: the textual pipeline of
-`mlirforge-opt -p`. The passes must exist in our registry and may not change
-the kernel's signature.
+`mlirforge-opt -p`, whose passes are ours (`KERNEL_PASSES`) or passes of the
+installed IREE compiler's registry, upstream MLIR and IREE preprocessing
+(`REGISTRY_PASSES`), in any order. Consecutive registry passes run as one
+`builtin.module(func.func(...))` pipeline through the bindings' PassManager,
+which also refuses a name or option this IREE does not have. The result is
+checked like a `kernel` candidate (dialects, attributes, signature).
 """
 
 from __future__ import annotations
@@ -19,27 +23,71 @@ KERNEL_PASSES = ("mlirforge-fold-transpose-into-matmul", "mlirforge-conv-to-chan
 search's own; tile sizes go through `tiling` candidates, whose sizes are checked (`tiling.check_tile_sizes`)."""
 
 
+REGISTRY_PASSES = (
+    "canonicalize", "cse", "loop-invariant-code-motion",
+    "linalg-generalize-named-ops", "linalg-specialize-generic-ops", "linalg-fold-unit-extent-dims",
+    "linalg-fuse-elementwise-ops", "linalg-inline-scalar-operands", "linalg-fold-into-elementwise",
+    "linalg-block-pack-matmul",
+    "iree-global-opt-convert-conv2d-to-img2col", "iree-global-opt-propagate-linalg-transpose",
+    "iree-preprocessing-convert-conv-to-channels-last", "iree-preprocessing-convert-conv-filter-to-channels-last",
+    "iree-preprocessing-convert-1x1-filter-conv2d-to-matmul",
+)
+"""Function passes of the installed IREE compiler (upstream MLIR and IREE preprocessing) a pipeline
+candidate may order with ours. Each rewrites linalg on tensors into linalg on tensors, so the result
+stays a kernel the checks can read; the PassManager refuses one this IREE does not register."""
+
+
+def _run_registry_passes(module, pieces: list[str]) -> None:
+    from mlirforge.lowering.ir import passmanager
+
+    pipeline = f"builtin.module(func.func({','.join(pieces)}))"
+    try:
+        pm = passmanager.PassManager.parse(pipeline)
+    except ValueError as exc:
+        raise CandidateRejected(Stage.PARSE, f"pipeline {pipeline}: {str(exc).splitlines()[0]}") from None
+    pm.run(module.operation)
+
+
 def apply_pipeline(kernel: Kernel, text: str, allowed: tuple[str, ...] | None = None) -> str:
     """The kernel's standalone module after the pipeline `text` (its passes among `allowed`, if given);
     CandidateRejected for a bad or failing one."""
     from mlirforge.lowering.ir import ir
-    from mlirforge.passes import PassFailure, PipelineError, function_type, parse_pipeline, run_pipeline
+    from mlirforge.passes import PassFailure, PipelineError, function_type, parse_pipeline, run_pipeline, split_pipeline
 
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(kernel.module)
         want = str(function_type(main_function(module)))
         try:
-            passes = parse_pipeline(text)
+            pieces = [(piece.strip(), column) for piece, column in split_pipeline(text)]
         except PipelineError as exc:
             raise CandidateRejected(Stage.PARSE, str(exc)) from None
+        # Runs of consecutive passes of one registry, in order: ours, or the IREE compiler's.
+        runs: list[tuple[bool, list[str]]] = []
         if allowed is not None:
-            other = sorted({p.name for p in passes} - set(allowed))
+            other = sorted({piece.partition("{")[0].strip() for piece, _ in pieces}
+                           - set(allowed) - set(REGISTRY_PASSES))
             if other:
                 raise CandidateRejected(Stage.PARSE, f"pass(es) {', '.join(other)} not allowed in a pipeline "
-                                                     f"candidate (allowed: {', '.join(allowed)}; tile sizes: a "
-                                                     "tiling candidate)")
+                                                     f"candidate (allowed: {', '.join(allowed)}, "
+                                                     f"{', '.join(REGISTRY_PASSES)}; tile sizes: a tiling "
+                                                     "candidate)")
+        for piece, _ in pieces:
+            name = piece.partition("{")[0].strip()
+            registry = allowed is not None and name in REGISTRY_PASSES
+            if runs and runs[-1][0] == registry:
+                runs[-1][1].append(piece)
+            else:
+                runs.append((registry, [piece]))
         try:
-            run_pipeline(module, passes)
+            for registry, run in runs:
+                if registry:
+                    _run_registry_passes(module, run)
+                    continue
+                try:
+                    passes = parse_pipeline(",".join(run))
+                except PipelineError as exc:
+                    raise CandidateRejected(Stage.PARSE, str(exc)) from None
+                run_pipeline(module, passes)
         except (ir.MLIRError, PassFailure) as exc:
             raise CandidateRejected(Stage.PARSE, f"pipeline failed: {first_error(exc)}") from None
         got = str(function_type(main_function(module)))
@@ -61,7 +109,11 @@ class PipelineKind(CandidateKind):
         text = payload.get("pipeline")
         if not isinstance(text, str):
             raise CandidateRejected(Stage.PARSE, "pipeline candidate without a 'pipeline' string")
-        return Built(apply_pipeline(kernel, text, KERNEL_PASSES), tuple(settings.base_flags))
+        source = apply_pipeline(kernel, text, KERNEL_PASSES)
+        from mlirforge.llm_rewrite.candidates import get
+
+        # The passes' output is checked as a hand-written replacement would be (dialects, attributes).
+        return get("kernel").build(kernel, {"mlir": source}, settings)
 
     def describe(self, payload: dict[str, Any]) -> str:
         return "pipeline " + str(payload.get("pipeline", ""))
@@ -69,7 +121,8 @@ class PipelineKind(CandidateKind):
     def prompt(self, kernel: Kernel | None) -> str:
         return "\n".join([
             '{"kind": "pipeline", "pipeline": "pass-a,pass-b{option=value}"}',
-            "   Our passes, run on the kernel in order (names and options below).",
+            "   Passes run on the kernel in order, any mix of ours (names and options below) and these of",
+            f"   the IREE compiler (MLIR's own options syntax): {', '.join(REGISTRY_PASSES)}.",
         ])
 
 
