@@ -39,6 +39,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "llm_max_retries": ("llm", "max_retries"),
     "llm_concurrency": ("llm", "concurrency"),
     "llm_temperature": ("llm", "temperature"),
+    "llm_samples": ("llm", "samples"),
     "llm_max_requests": ("llm", "max_requests"),
     "llm_max_tokens": ("llm", "max_total_tokens"),
     **{name: ("", name) for name in ("max_shape_variants", "optimize", "proposer", "use_rewrite_cache", "transcript",

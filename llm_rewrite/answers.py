@@ -139,3 +139,20 @@ def _candidate(entry: Any, kinds: tuple[str, ...], kernel_hash: str | None, prov
         parent=parent if isinstance(parent, str) and re.fullmatch(r"[0-9a-f]{12}", parent) else provenance.get("parent"),
         **{k: v for k, v in provenance.items() if k != "parent"},
     )
+
+
+def parse_answers(texts: list[str], kinds: tuple[str, ...], kernel_hash: str | None, n: int,
+                  provenance: dict[str, Any]) -> ParsedAnswer:
+    """Several answers to one prompt (`LLMSettings.samples`): each parsed as `parse_answer`, their
+    candidates pooled without repeats (up to `n` from each); declined only if every answer declined."""
+    if len(texts) == 1:
+        return parse_answer(texts[0], kinds, kernel_hash, n, provenance)
+    pooled, problems, seen = [], [], set()
+    parts = [parse_answer(t, kinds, kernel_hash, n, provenance) for t in texts]
+    for i, part in enumerate(parts, 1):
+        problems += [f"answer {i}: {p}" for p in part.problems if not part.declined]
+        for cand in part.candidates:
+            if cand.id not in seen:
+                seen.add(cand.id)
+                pooled.append(cand)
+    return ParsedAnswer(pooled, problems, all(p.declined for p in parts))

@@ -212,11 +212,14 @@ class Attempt:
 @dataclasses.dataclass
 class Completion:
     text: str
+    """The first answer (the only one unless `samples` > 1)."""
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
     attempts: list[Attempt]
     seconds: float
+    texts: list[str] = dataclasses.field(default_factory=list)
+    """Every answer of the request, the first included."""
 
     @property
     def tokens(self) -> int:
@@ -299,6 +302,7 @@ class LLMClient:
                                      timeout=settings.timeout_s, max_retries=0)
         self._openai = openai
         self._closed = False
+        self._n_refused = False
 
     def close(self) -> None:
         """Close the HTTP connections; a request still in flight in another thread fails at once."""
@@ -320,8 +324,9 @@ class LLMClient:
         for attempt_no in range(s.max_retries + 1):
             t0 = time.monotonic()
             try:
+                n = {"n": s.samples} if s.samples > 1 and not self._n_refused else {}
                 response = _within(s.timeout_s, lambda: self._client.chat.completions.create(
-                    model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens,
+                    model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens, **n,
                 ))
                 completion = self._completion(response, [*attempts, Attempt(200, time.monotonic() - t0)],
                                               time.monotonic() - started)
@@ -329,6 +334,8 @@ class LLMClient:
                 status = exc.status_code
                 attempt = Attempt(status, time.monotonic() - t0, _short(exc), _retry_after(exc.response.headers))
                 retryable = status == 429 or status >= 500
+                if status == 400 and n:  # many servers (llama.cpp, some proxies) refuse `n`: ask for one
+                    self._n_refused, retryable = True, True
             except (errors.APITimeoutError, errors.APIConnectionError, TimeoutError) as exc:
                 kind = "connection failed" if isinstance(exc, errors.APIConnectionError) and not isinstance(
                     exc, errors.APITimeoutError) else "timed out"
@@ -360,13 +367,14 @@ class LLMClient:
         if not isinstance(getattr(response, "choices", None), list):
             raise ValueError(f"got {type(response).__name__} {_short(repr(response), 80)}")
         choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice is not None and choice.message is not None else ""
+        texts = [(c.message.content or "") if c.message is not None else "" for c in response.choices]
+        text = texts[0] if texts else ""
         usage = response.usage
         # Servers that report no usage are charged an estimate (4 characters a token).
         prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else len(text) // 4
+        completion_tokens = usage.completion_tokens if usage else sum(len(t) for t in texts) // 4
         completion = Completion(text, choice.finish_reason if choice else None, prompt_tokens or 0,
-                                completion_tokens or 0, attempts, seconds)
+                                completion_tokens or 0, attempts, seconds, texts or [text])
         self.budget.add_tokens(completion.tokens)
         return completion
 

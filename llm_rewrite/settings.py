@@ -97,6 +97,9 @@ class LLMSettings:
     max_backoff_s: float = 60.0
     concurrency: int = 2
     temperature: float = 0.7
+    samples: int = 1
+    """Answers per request (OpenAI's `n`): several completions of one prompt for the price of its
+    prompt tokens once; an endpoint that refuses `n` is asked for one from then on."""
     max_tokens: int = 8192
     """Completion tokens per request."""
     max_requests: int = 60
@@ -111,3 +114,4 @@ class LLMSettings:
         for key in ("timeout_s", "concurrency", "max_requests", "max_total_tokens", "max_tokens", "max_seconds"):
             _check(getattr(self, key) > 0, key, "must be positive")
         _check(self.max_retries >= 0, "max_retries", "must be >= 0")
+        _check(1 <= self.samples <= 8, "samples", "must be between 1 and 8")

@@ -45,6 +45,8 @@ class Step:
     drop: bool = False  # close the connection without an answer (a proxy or server that died mid-request)
     trickle_s: float = 0.0  # send the answer in 16-byte pieces, this long apart (a stalled stream)
     content_type: str = "application/json"
+    contents: list[str] | None = None  # one answer per choice when the request asks for n > 1
+    refuse_n: bool = False  # answer 400 to a request with n > 1, as servers without `n` do
 
 
 @dataclasses.dataclass
@@ -106,6 +108,8 @@ class ScriptedLLM:
                     server.log.append(entry)
                     if step.delay_s:
                         time.sleep(step.delay_s)
+                    if step.refuse_n and int(body.get("n") or 1) > 1:
+                        step = Step(status=400)
                     if step.drop:
                         self.close_connection = True
                         self.connection.shutdown(2)  # both directions: the client sees a reset, no status
@@ -162,14 +166,16 @@ class ScriptedLLM:
 
 
 def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
-    content = step.content or ""
+    n = int(body.get("n") or 1)
+    contents = (step.contents or [step.content or ""] * n)[:n]
+    content = "".join(contents)
     prompt_chars = sum(len(m.get("content", "")) for m in body.get("messages", []))
     prompt_tokens, completion_tokens = step.usage or (prompt_chars // 4, len(content) // 4)
     return {
         "id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "scripted"),
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": c}}
+                    for i, c in enumerate(contents)],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }

@@ -234,6 +234,25 @@ def test_client_survives_dropped_connections_stalled_streams_and_bodies_of_anoth
                 _client(server, max_retries=0).complete([{"role": "user", "content": "hi"}])
 
 
+def test_several_answers_per_request_are_all_read_and_an_endpoint_refusing_n_gets_one():
+    answers = [_answer({"kind": "tiling", "distribution": [8, 16, 0]}),
+               _answer({"kind": "tiling", "distribution": [16, 16, 0]}, {"kind": "tiling", "distribution": [8, 16, 0]}),
+               "no JSON in this one"]
+    with ScriptedLLM(lambda body: Step(contents=answers)) as server:
+        completion = _client(server, samples=3).complete([{"role": "user", "content": "hi"}])
+    assert server.log[0].body["n"] == 3 and completion.texts == answers
+    from mlirforge.llm_rewrite.answers import parse_answers
+
+    parsed = parse_answers(completion.texts, ("tiling",), "k" * 16, 4, {})
+    assert [c.payload["distribution"] for c in parsed.candidates] == [[8, 16, 0], [16, 16, 0]]  # pooled, no repeat
+    assert parsed.problems == ["answer 3: no JSON in the answer: expected {\"candidates\": [{\"kind\": ...}]}"]
+    with ScriptedLLM(lambda body: Step(content="one", refuse_n=True)) as server:
+        client = _client(server, samples=3)
+        assert client.complete([{"role": "user", "content": "hi"}]).texts == ["one"]
+        client.complete([{"role": "user", "content": "again"}])
+    assert [e.body.get("n") for e in server.log] == [3, None, None]  # refused once, then never asked again
+
+
 def test_client_does_not_retry_client_errors_and_gives_up_after_max_retries():
     with ScriptedLLM(lambda body: Step(status=401)) as server:
         with pytest.raises(LLMError, match="HTTP 401 after 1 attempt"):

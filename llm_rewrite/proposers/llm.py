@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from mlirforge.llm_rewrite import population
-from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite.answers import parse_answers
 from mlirforge.llm_rewrite.llm_client import BudgetSpent, LLMClient, LLMError, LLMSettings
 from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.candidates.pipeline import KERNEL_PASSES
@@ -178,12 +178,15 @@ class LLMProposer(Proposer):
                 raise ProposerStopped(f"the LLM endpoint refused the request: {exc}") from None
             self._reject(key, [f"the request failed: {exc}"])
             return []
-        parsed = parse_answer(completion.text, kinds, kernel_hash, n, self.provenance(phash, seq, parent))
+        parsed = parse_answers(completion.texts or [completion.text], kinds, kernel_hash, n,
+                               self.provenance(phash, seq, parent))
+        response = {"text": completion.text, "finish_reason": completion.finish_reason,
+                    "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                    "seconds": round(completion.seconds, 3)}
+        if len(completion.texts) > 1:
+            response["texts"] = completion.texts
         record.update(
-            attempts=[a.to_json() for a in completion.attempts],
-            response={"text": completion.text, "finish_reason": completion.finish_reason,
-                      "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                      "seconds": round(completion.seconds, 3)},
+            attempts=[a.to_json() for a in completion.attempts], response=response,
             candidates=[c.id for c in parsed.candidates], problems=parsed.problems,
             budget=self.client.budget.to_json(),
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mlirforge.llm_rewrite.answers import parse_answer
+from mlirforge.llm_rewrite.answers import parse_answers
 from mlirforge.llm_rewrite import candidates
 from mlirforge.llm_rewrite.proposers import History, Proposer, ProposerStopped
 from mlirforge.llm_rewrite.transcript import read_transcript
@@ -67,7 +67,8 @@ class ReplayProposer(Proposer):
         response = rec.get("response") or {}
         provenance = {"proposer": "llm", "model": rec.get("model"), "prompt_hash": rec.get("prompt_hash"),
                       "request": rec.get("seq"), "parent": rec.get("parent")}
-        parsed = parse_answer(response.get("text", ""), kinds, kernel_hash, int(rec.get("n", 4)), provenance)
+        parsed = parse_answers(response.get("texts") or [response.get("text", "")], kinds, kernel_hash,
+                               int(rec.get("n", 4)), provenance)
         if parsed.declined:
             return []  # the model said it had nothing more: as live, that kernel's search ends here
         problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
