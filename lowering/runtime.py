@@ -14,6 +14,7 @@ them into initialisers), so a context is rebuilt when a weight tensor changes.
 from __future__ import annotations
 
 import functools
+import hashlib
 import statistics
 import threading
 import time
@@ -212,17 +213,24 @@ class AutoDriverModule:
     `2 * (TRIAL_CALLS + 1)` calls alternate between the two (the first call of
     each is warm-up) and the rest go to the faster; `local-task` must be
     `MARGIN` faster to be chosen, since it also competes with PyTorch's own
-    threads. Same interface as `IreeModule`.
+    threads. A program decided once in this process keeps that driver when it is
+    loaded again (`_decided`). Same interface as `IreeModule`.
     """
 
     TRIAL_CALLS = 3
     MARGIN = 0.95
+    _decided: dict[str, str] = {}
+    """vmfb digest -> the driver chosen for it in this process: the same program loaded again (a
+    recompile, an artifact next to its identical baseline) runs on the same driver instead of
+    deciding anew on a few noisy calls, so two identical programs never time differently."""
 
     def __init__(self, vmfb: bytes, **kwargs):
-        self._modules = {d: IreeModule(vmfb, driver=d, **kwargs) for d in DRIVERS}
+        self._digest = hashlib.sha256(vmfb).hexdigest()
+        self.chosen: str | None = self._decided.get(self._digest)
+        drivers = (self.chosen,) if self.chosen else DRIVERS
+        self._modules = {d: IreeModule(vmfb, driver=d, **kwargs) for d in drivers}
         self._seconds: dict[str, list[float]] = {d: [] for d in DRIVERS}
-        self.chosen: str | None = None
-        self.copy_inputs = self._modules[DRIVERS[0]].copy_inputs
+        self.copy_inputs = self._modules[drivers[0]].copy_inputs
 
     def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
         for m in self._modules.values():
@@ -241,6 +249,7 @@ class AutoDriverModule:
         if all(len(s) > self.TRIAL_CALLS for s in self._seconds.values()):
             sync, task = (statistics.median(self._seconds[d][1:]) for d in DRIVERS)
             self.chosen = "local-task" if task < self.MARGIN * sync else "local-sync"
+            self._decided[self._digest] = self.chosen
             self._modules = {self.chosen: self._modules[self.chosen]}  # the other's weights and packs go
         return outs
 

@@ -105,6 +105,24 @@ def test_auto_driver_times_both_drivers_then_keeps_one():
     assert isinstance(module, AutoDriverModule) and module.chosen in DRIVERS
 
 
+def test_the_same_program_loaded_again_keeps_the_driver_chosen_for_it():
+    """Two identical programs (an artifact that kept nothing, and its baseline) must never time
+    differently because each one's few noisy trial calls chose a different driver."""
+    from mlirforge.lowering.iree_compile import compile_mlir
+    from mlirforge.lowering.runtime import DRIVERS, AutoDriverModule
+
+    mlir = ("func.func @main(%a: tensor<64x64xf32>) -> tensor<64x64xf32> {\n"
+            "  %0 = arith.addf %a, %a : tensor<64x64xf32>\n  return %0 : tensor<64x64xf32>\n}\n")
+    vmfb = compile_mlir(mlir, "auto", [], None).vmfb
+    first, x = AutoDriverModule(vmfb, parameters=()), torch.randn(64, 64)
+    for _ in range(2 * (AutoDriverModule.TRIAL_CALLS + 1)):
+        torch.testing.assert_close(first(x)[0], x + x)
+    assert first.chosen in DRIVERS
+    again = AutoDriverModule(vmfb, parameters=())
+    assert again.chosen == first.chosen and list(again._modules) == [first.chosen]  # no trials, one module
+    torch.testing.assert_close(again(x)[0], x + x)
+
+
 def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
     import os
     import time
