@@ -75,7 +75,7 @@ def test_malformed_candidate_and_hang_become_verdicts():
     bad = evaluator.evaluate(Candidate("kernel", {"mlir": "func.func @f( {"}, kernel.hash))
     assert bad.stage == "parse" and "does not parse" in bad.reason
     prose = evaluator.evaluate(Candidate("pipeline", {"pipeline": "no-such-pass"}, kernel.hash))
-    assert "unknown pass 'no-such-pass'" in prose.reason
+    assert "pass(es) no-such-pass not allowed in a pipeline candidate" in prose.reason
     flag = evaluator.evaluate(Candidate("flags", {"iree_flags": ["--iree-opt-numeric-precision-reduction"]}))
     assert "not in the whitelist" in flag.reason
     # A worker that cannot finish in time is a verdict, not a hang of ours.
