@@ -158,6 +158,10 @@ def _cmd_evaluate(args, parser) -> int:
     else:
         print(f"built       {verdict.built}")
         print(f"equivalent  {verdict.equivalent}")
+        proof = verdict.equivalence.get("formal")
+        note = "" if not proof else (f" ({proof['why']})" if proof["outcome"] == verdict.method
+                                     else f" (formal check {proof['outcome']}: {proof['why']})")
+        print(f"method      {verdict.method or '-'}{note}")
         speedup = f"{verdict.speedup:.3f}x (95% CI {verdict.timing['ci_low']:.3f}-{verdict.timing['ci_high']:.3f})" if verdict.speedup else "-"
         print(f"speedup     {speedup}")
         print(f"accepted    {verdict.accepted}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mlirforge.llm_rewrite.types import Stage
-from mlirforge.manifest_schema import BOOL, INT, NUM, OBJ, STR, Fields, list_of, nullable, present
+from mlirforge.llm_rewrite.types import EQUIVALENCE_METHODS, Stage
+from mlirforge.manifest_schema import BOOL, INT, NUM, OBJ, STR, Fields, ManifestError, list_of, nullable, present
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EquivalenceEvidence:
@@ -21,7 +21,11 @@ class EquivalenceEvidence:
     crash); then `distributions`, `max_error` and `tolerance` are not written
     either. `max_error` is None where the outputs could not be compared (a
     shape mismatch), `tolerance` where no output was. A failing check's
-    `distribution`, `output` and `why` are kept in `extra`.
+    `distribution`, `output` and `why` are kept in `extra`, and so is the
+    formal check's finding (`formal`, `llm_rewrite.formal.FormalResult.to_json`).
+    `method` is how equivalence was decided (`EQUIVALENCE_METHODS`: a kept
+    rewrite's is `proved` or `tested`); None where the record has none (written
+    before it was recorded), which reads as `tested` (`decided_by`).
     """
 
     seeds: int | None = None
@@ -30,19 +34,26 @@ class EquivalenceEvidence:
     tolerance: float | None = None
     flags: list[str] | None = None  # the IREE flags the candidate was compiled with
     driver: str | None = None  # the candidate's driver, if not the reference's
+    method: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     _CHECK = ("seeds", "distributions", "max_error", "tolerance")
-    _KNOWN = (*_CHECK, "flags", "driver")
+    _KNOWN = (*_CHECK, "flags", "driver", "method")
 
     @property
     def checked(self) -> bool:
         return self.seeds is not None
 
+    @property
+    def decided_by(self) -> str:
+        """`method`, with a record that has none read as `tested` (all there was before the formal check)."""
+        return self.method or "tested"
+
     def to_json(self) -> dict[str, Any]:
         check = {"seeds": self.seeds, "distributions": list(self.distributions), "max_error": self.max_error,
                  "tolerance": self.tolerance} if self.checked else {}
-        return {**check, **present({"flags": self.flags, "driver": self.driver}), **self.extra}
+        return {**check, **present({"flags": self.flags, "driver": self.driver, "method": self.method}),
+                **self.extra}
 
     @classmethod
     def from_json(cls, f: Fields, checked: bool = False) -> EquivalenceEvidence:
@@ -51,7 +62,10 @@ class EquivalenceEvidence:
         if checked or f.has(*cls._CHECK):
             check = {"seeds": f.get("seeds", INT), "distributions": f.get("distributions", list_of(STR)),
                      "max_error": f.get("max_error", nullable(NUM)), "tolerance": f.get("tolerance", nullable(NUM))}
-        return cls(**check, flags=f.opt("flags", list_of(STR)), driver=f.opt("driver", STR),
+        method = f.opt("method", STR)
+        if method is not None and method not in EQUIVALENCE_METHODS:
+            raise ManifestError(f"'{f.key('method')}' is {method!r}, not one of {', '.join(EQUIVALENCE_METHODS)}")
+        return cls(**check, flags=f.opt("flags", list_of(STR)), driver=f.opt("driver", STR), method=method,
                    extra=f.rest(cls._KNOWN))
 
 
@@ -140,9 +154,13 @@ class RewriteRecord:
     @classmethod
     def from_json(cls, f: Fields) -> RewriteRecord:
         f.obj("candidate").get("kind", STR)
+        equivalence = EquivalenceEvidence.from_json(f.obj("equivalence"), checked=True)
+        if equivalence.decided_by == "refuted":
+            raise ManifestError(f"'{f.obj('equivalence').key('method')}' is 'refuted': a kept rewrite must be "
+                                "proved or tested equivalent")
         return cls(kernel=f.get("kernel", STR), kernel_root=f.get("kernel_root", STR),
                    kernel_name=f.get("kernel_name", STR), candidate=f.get("candidate", OBJ),
-                   equivalence=EquivalenceEvidence.from_json(f.obj("equivalence"), checked=True),
+                   equivalence=equivalence,
                    timing=TimingEvidence.from_json(f.obj("timing"), timed=True),
                    reason=f.get("reason", STR), transcript=f.opt("transcript", STR),
                    in_model=TimingEvidence.from_json(f.obj("in_model"), timed=True) if f.has("in_model") else None)

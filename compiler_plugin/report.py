@@ -36,8 +36,11 @@ DISTRIBUTIONS = {
     "wide": "wide-magnitude inputs (10^±3)",
     "tiny": "tiny inputs (×1e-6)",
     "large": "large inputs (×1e15)",
-    "all_negative": "all-negative inputs",
+    "all_negative": "all-negative inputs (half the rows below -90)",
     "edge": "edge values (±0, ±inf, NaN)",
+    "row_scaled": "rows of magnitudes 1e-6 to 1e3 side by side",
+    "ties": "inputs with ties (multiples of 0.5 in [-2, 2])",
+    "subnormal": "subnormal inputs",
 }
 
 

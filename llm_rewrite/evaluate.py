@@ -6,6 +6,13 @@ candidate kind's own (`llm_rewrite.candidates`: each kind checks and builds its
 payload); numerics and timing run in a worker subprocess (`llm_rewrite.worker`,
 spoken to through `llm_rewrite.worker_protocol`) under time and memory limits,
 on inputs drawn from a fresh random seed that no proposer ever sees.
+
+Numerics begin, for a kernel candidate once it is built, with the formal check
+(`llm_rewrite.formal`, elementwise kernels only): a counter-example rejects the
+candidate there; a proof is recorded (`equivalence["method"] = "proved"`) and
+the worker's randomized check and timing still run, since they see what the
+proof does not (the compiled code, writes into inputs, reused buffers);
+anything else leaves the randomized check to decide (`"tested"`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from mlirforge.llm_rewrite import formal
 from mlirforge.llm_rewrite.candidates import Built, CandidateRejected
 from mlirforge.llm_rewrite.kernels import runnable_module
 from mlirforge.llm_rewrite.settings import EvalSettings
@@ -24,7 +32,7 @@ from mlirforge.lowering.errors import LoweringError
 from mlirforge.lowering.iree_compile import CompileResult, ModuleCache, compile_mlir
 
 __all__ = ["EvalSettings", "KernelEvaluator", "ModelEvaluator", "build_candidate", "check_and_time",
-           "compile_or_reject", "new_workdir", "verdict_from_reply"]
+           "compile_or_reject", "new_workdir", "record_proof", "refuted", "verdict_from_reply"]
 
 log = logging.getLogger("mlirforge.llm_rewrite")
 
@@ -75,6 +83,8 @@ def retime(first: Verdict, rerun, settings: EvalSettings) -> Verdict:
         return first
     second = rerun(dataclasses.replace(settings, rounds=settings.rounds * 2))
     second.equivalence = first.equivalence or second.equivalence
+    if second.equivalent is None:  # the re-run only times: the first run's check stands
+        second.equivalent = first.equivalent
     second.timing["retimed_after"] = {k: first.timing.get(k) for k in ("speedup", "ci_low", "ci_high")}
     return second
 
@@ -87,6 +97,7 @@ def verdict_from_reply(cand_id: str, reply: dict, settings: EvalSettings) -> Ver
     if "equivalent" in reply:
         v.equivalent = reply["equivalent"]
         v.equivalence = reply.get("equivalence", {})
+        v.equivalence.setdefault("method", "tested")
         if not v.equivalent:
             e = v.equivalence
             v.reason = f"not equivalent on {e.get('distribution')} inputs: {e.get('why') or 'values differ'}"
@@ -116,6 +127,32 @@ def check_and_time(
         return verdict_from_reply(cand_id, reply, s)
 
     return retime(measure(settings), lambda s: measure(s, check=False), settings)
+
+
+def _show(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def refuted(cand_id: str, proof: formal.FormalResult, flags) -> Verdict:
+    """The verdict on a candidate the formal check found a counter-example for (`proof.example`)."""
+    e = proof.example
+    inputs = ", ".join(f"{k} = {_show(v)}" for k, v in e["inputs"].items())
+    why = e["why"].split(":", 1)[0]
+    reason = (f"not equivalent on a formal counter-example: with every element of {inputs}, output {e['output']} is "
+              f"{_show(e['candidate'])} where the reference gives {_show(e['reference'])} ({why})")
+    equivalence = {"method": "refuted", "distribution": "formal counter-example", "output": e["output"],
+                   "max_error": e["max_error"], "tolerance": e["tolerance"], "why": e["why"],
+                   "formal": proof.to_json(), "flags": list(flags)}
+    return Verdict(cand_id, stage=Stage.NUMERICS, built=True, equivalent=False, reason=reason, equivalence=equivalence)
+
+
+def record_proof(verdict: Verdict, proof: formal.FormalResult | None) -> None:
+    """The formal check's finding in the verdict's evidence; `proved` only if randomized testing agreed."""
+    if proof is None:
+        return
+    verdict.equivalence["formal"] = proof.to_json()
+    if proof.outcome == formal.PROVED and verdict.equivalent:
+        verdict.equivalence["method"] = "proved"
 
 
 def build_reference(text: str, settings: EvalSettings, cache: ModuleCache | None, path: Path,
@@ -160,6 +197,16 @@ class KernelEvaluator:
                 self.kernel.module.strip(), self._unchanged().strip()):
             raise CandidateRejected(Stage.PARSE, "changes nothing: the rewritten kernel is the kernel itself")
 
+    def _prove(self, built: Built) -> formal.FormalResult | None:
+        """The formal check of a built candidate against the kernel; None when it is off."""
+        if not self.settings.formal_timeout_s:
+            return None
+        if tuple(built.flags) != tuple(self.settings.base_flags):
+            return formal.FormalResult(formal.NOT_APPLICABLE, "the candidate changes the compile flags, "
+                                                              "whose effect the MLIR does not show")
+        return formal.check_equivalence(self.kernel.module, built.source, self.kernel.reduction_depth,
+                                        self.settings.formal_timeout_s)
+
     def evaluate(self, cand: Candidate) -> Verdict:
         try:
             built = build_candidate(self.kernel, cand, self.settings)
@@ -168,12 +215,18 @@ class KernelEvaluator:
                                          self.settings.timeout_s)
         except CandidateRejected as exc:
             return Verdict(cand.id, stage=exc.stage, built=False, reason=f"{exc.stage}: {exc.reason}")
+        proof = self._prove(built)
+        if proof is not None and proof.outcome == formal.REFUTED:
+            verdict = refuted(cand.id, proof, built.flags)
+            verdict.source = built.source
+            return verdict
         candidate = module_spec(self.workdir / f"cand-{cand.id}.vmfb", compiled)
         verdict = check_and_time(
             cand.id, self.reference(), candidate, self.kernel.call_inputs,
             self.kernel.reduction_depth, self.settings, self.workdir, weights=self.kernel.weights,
         )
         verdict.equivalence.setdefault("flags", list(built.flags))
+        record_proof(verdict, proof)
         verdict.source = built.source
         return verdict
 

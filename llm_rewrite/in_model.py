@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mlirforge.llm_rewrite.types import TensorSpec
-from mlirforge.llm_rewrite.worker import make_input
+from mlirforge.llm_rewrite.equivalence import make_input
 from mlirforge.lowering.dispatch_profile import dispatch_sources, profile_dispatches
 from mlirforge.lowering.iree_compile import ModuleCache, compile_flags, compile_mlir
 from mlirforge.passes import KERNEL_TAG_PREFIX

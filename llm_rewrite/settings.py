@@ -17,6 +17,8 @@ from mlirforge.lowering.options import DEFAULT_IREE_FLAGS
 
 DEFAULT_MIN_GAIN = 0.03
 """A rewrite is kept only if the lower bound of its speedup's 95% CI clears 1 + this."""
+DEFAULT_FORMAL_TIMEOUT_S = 3.0
+"""Seconds z3 may spend proving or refuting one elementwise candidate (`llm_rewrite.formal`)."""
 
 
 def _check(ok: bool, field: str, message: str) -> None:
@@ -68,9 +70,13 @@ class EvalSettings:
     warmup: int = TimingPlan.warmup
     min_gain: float = DEFAULT_MIN_GAIN
     confidence: float = TimingPlan.confidence
+    formal_timeout_s: float = DEFAULT_FORMAL_TIMEOUT_S
+    """Seconds z3 may spend, all queries together, on the formal check of an elementwise kernel
+    candidate (`llm_rewrite.formal`); past it the randomized check alone decides. 0: no formal check."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.min_gain < 1, "min_gain", "must be in [0, 1)")
+        _check(self.formal_timeout_s >= 0, "formal_timeout_s", "must be >= 0 (0: no formal check)")
         _check(self.rounds >= 5, "rounds", "at least 5 rounds are needed for a confidence interval")
         _check(0 < self.confidence < 1, "confidence", "must be in (0, 1)")
         _check(self.timeout_s > 0, "timeout_s", "must be positive")

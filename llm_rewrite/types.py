@@ -137,6 +137,12 @@ class Stage(str, enum.Enum):
         return self in (Stage.PARSE, Stage.SIGNATURE)
 
 
+EQUIVALENCE_METHODS = ("proved", "tested", "refuted")
+"""How a verdict's equivalence was decided, its `equivalence["method"]`: `proved` by the formal
+check (`llm_rewrite.formal`) and passed by randomized testing too, `tested` by randomized testing
+alone, `refuted` by a formal counter-example. Verdicts and manifests without it read as `tested`."""
+
+
 @dataclasses.dataclass
 class Verdict:
     """What evaluating one candidate found. The first failing stage stops the cascade."""
@@ -156,6 +162,11 @@ class Verdict:
     @property
     def speedup(self) -> float | None:
         return self.timing.get("speedup")
+
+    @property
+    def method(self) -> str | None:
+        """How equivalence was decided (`EQUIVALENCE_METHODS`); None when no check ran."""
+        return self.equivalence.get("method") or ("tested" if self.equivalent is not None else None)
 
     def __post_init__(self) -> None:
         self.stage = Stage(self.stage)  # a name read back from JSON, or a typo caught here

@@ -1,10 +1,15 @@
 """The evaluation worker: runs a reference and a candidate module in a subprocess.
 
 Started as `python -m mlirforge.llm_rewrite.worker REQUEST.json` with a time
-limit by `llm_rewrite.evaluate`; it sets its own memory limit, so a candidate
-that crashes, hangs or eats memory costs a Verdict, never the user's process.
+limit by `llm_rewrite.evaluate`; it sets its own memory, CPU-time and core-file
+limits and dies with its parent, so a candidate that crashes, hangs or eats
+memory costs a Verdict, never the user's process. It says on stderr which
+phase it starts (`worker_protocol.PHASE`), so a crash or time-out names it.
 It imports only numpy and the IREE runtime (no torch, no compiler), which keeps
 its start-up short.
+
+What it draws and what it counts as equal (input distributions, the error
+bound) is `llm_rewrite.equivalence`'s.
 
 The request and reply are `llm_rewrite.worker_protocol`'s.
 """
@@ -18,86 +23,18 @@ import time
 
 import numpy as np
 
-from mlirforge.llm_rewrite.worker_protocol import ModuleSpec, WorkerRequest
+from mlirforge.llm_rewrite.equivalence import compare, magnitude, make_input, term_scales
+from mlirforge.llm_rewrite.worker_protocol import PHASE, ModuleSpec, WorkerRequest
 
-_EPS = {"f32": 2.0**-23, "f16": 2.0**-10, "bf16": 2.0**-7, "f64": 2.0**-52}
-
-
-def numpy_dtype(mlir_type: str):
-    if mlir_type == "bf16":
-        import ml_dtypes
-
-        return ml_dtypes.bfloat16
-    table = {
-        "f32": np.float32, "f16": np.float16, "f64": np.float64,
-        "i64": np.int64, "i32": np.int32, "i16": np.int16, "i8": np.int8, "i1": np.bool_,
-    }
-    if mlir_type not in table:
-        raise ValueError(f"unsupported element type {mlir_type}")
-    return table[mlir_type]
+_phase_now = "starting"
 
 
-def make_input(rng: np.random.Generator, shape, dtype: str, dist: str) -> np.ndarray:
-    """One input tensor of a distribution; integers stay small and non-negative."""
-    np_dtype = numpy_dtype(dtype)
-    if dtype.startswith("i"):
-        return rng.integers(0, 2, size=shape).astype(np_dtype)
-    x = rng.standard_normal(shape)
-    if dist == "wide":
-        x = np.sign(x) * 10.0 ** rng.uniform(-3, 3, size=shape)
-    elif dist == "tiny":
-        x = x * 1e-6
-    elif dist == "large":
-        # Large but safe: products of two stay below fp32's range even summed.
-        x = x * (1e15 if dtype in ("f32", "f64") else 1e2)
-    elif dist == "all_negative":
-        x = -np.abs(x)
-    elif dist == "edge":
-        specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype=np.float64)
-        mask = rng.random(shape) < 0.05
-        x = np.where(mask, specials[rng.integers(0, len(specials), size=shape)], x)
-    return np.asarray(x).astype(np_dtype)
-
-
-def tolerance(dtype: str, depth: int) -> tuple[float, float]:
-    """(rtol, atol factor): an element may differ by rtol*|ref| + factor*max|ref|.
-
-    Reassociating a K-term sum changes it by at most about K*eps of the largest
-    partial sums; the bound scales with the reduction depth and the dtype.
-    """
-    eps = _EPS.get(dtype, 0.0)
-    return 8 * eps * max(1, depth) ** 0.5, 2 * eps * max(1, depth)
-
-
-def compare(ref: np.ndarray, got: np.ndarray, depth: int) -> dict:
-    """Compare one output; NaN and inf positions must match exactly."""
-    if ref.shape != got.shape or ref.dtype != got.dtype:
-        return {"ok": False, "why": f"output is {got.dtype}{list(got.shape)}, expected {ref.dtype}{list(ref.shape)}"}
-    if not np.issubdtype(ref.dtype, np.floating) and ref.dtype.name != "bfloat16":
-        differ = np.argwhere(ref != got)
-        if not len(differ):
-            return {"ok": True, "max_error": 0.0, "tolerance": 0.0}
-        shown = "; ".join(f"at {tuple(int(i) for i in idx)} got {got[tuple(idx)].item()!r}, expected {ref[tuple(idx)].item()!r}"
-                          for idx in differ[:3])
-        return {"ok": False, "max_error": float("inf"), "tolerance": 0.0,
-                "why": f"{len(differ)} of {ref.size} elements differ: {shown}"}
-    r, g = ref.astype(np.float64), got.astype(np.float64)
-    if not np.array_equal(np.isnan(r), np.isnan(g)):
-        return {"ok": False, "why": "NaN positions differ", "max_error": float("nan"), "tolerance": 0.0}
-    rinf, ginf = np.isinf(r), np.isinf(g)
-    if not np.array_equal(rinf, ginf) or not np.array_equal(r[rinf], g[ginf]):
-        return {"ok": False, "why": "inf positions or signs differ", "max_error": float("inf"), "tolerance": 0.0}
-    finite = np.isfinite(r)
-    if not finite.any():
-        return {"ok": True, "max_error": 0.0, "tolerance": 0.0}
-    dtype = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64"}.get(ref.dtype.name, "f32")
-    rtol, factor = tolerance(dtype, depth)
-    scale = float(np.abs(r[finite]).max())
-    err = np.abs(r[finite] - g[finite])
-    bound = rtol * np.abs(r[finite]) + factor * scale
-    worst = float(err.max())
-    ok = bool((err <= bound).all())
-    return {"ok": ok, "max_error": worst, "tolerance": float(bound.max()), "why": "" if ok else "values differ"}
+def phase(what: str) -> None:
+    """Say on stderr what the worker starts doing, so that a crash or time-out can name it."""
+    global _phase_now
+    _phase_now = what
+    sys.stderr.write(PHASE + what + "\n")
+    sys.stderr.flush()
 
 
 class Runner:
@@ -152,48 +89,74 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def check(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
+def _differ_bits(a: np.ndarray, b: np.ndarray) -> int:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return a.size
+    width = a.dtype.itemsize
+    return int((a.view(np.uint8).reshape(-1, width) != b.view(np.uint8).reshape(-1, width)).any(axis=1).sum())
+
+
+def check(ref: Runner, cand: Runner, request: WorkerRequest, ref_abs: Runner | None = None) -> dict:
+    """The candidate against the reference on every distribution's draws.
+
+    The error bound is per element (`term_scales`); `ref_abs`, the reference
+    with the weights' magnitudes bound, adds the magnitudes run (`terms`),
+    without it the bound is at least the global one (`global`).
+    """
     rng = np.random.default_rng(request.seed)
     depth = request.reduction_depth
-    evidence = {"seeds": 0, "distributions": [], "max_error": 0.0, "tolerance": None}
+    evidence = {"seeds": 0, "distributions": [], "max_error": 0.0, "tolerance": None,
+                "error_bound": "terms" if ref_abs is not None else "global", "bound_use": 0.0}
     for dist in request.distributions:
         for _ in range(request.samples):
             arrays = [make_input(rng, s["shape"], s["dtype"], dist) for s in request.inputs]
             before = [a.copy() for a in arrays]
+            phase(f"running the reference on {dist} inputs")
             expected = ref.to_host(ref(ref.device_inputs(arrays)))
+            scales = term_scales(ref, ref_abs, arrays, expected, rng)
+            phase(f"running the candidate on {dist} inputs")
             cand_inputs = cand.device_inputs(arrays)
             first_views = cand(cand_inputs)
             got = cand.to_host(first_views)
             # What the module saw as its inputs, read back: a write into them is a wrong result.
             seen = cand.to_host([d._buffer_view for _, d in cand_inputs])
-            # Fresh outputs: a second call must not overwrite the first call's results.
+            modified = any(not _same_bits(a, b) for a, b in zip(seen, before))
+            # The same inputs again must give the same bits (uninitialised memory does not).
+            repeat = cand.to_host(cand(cand.device_inputs([a.copy() for a in before])))
+            # Fresh outputs: a later call must not overwrite the first call's results.
             cand(cand.device_inputs([make_input(rng, s["shape"], s["dtype"], "normal") for s in request.inputs]))
             again = cand.to_host(first_views)
             evidence["seeds"] += 1
             if dist not in evidence["distributions"]:
                 evidence["distributions"].append(dist)
-            if any(not _same_bits(a, b) for a, b in zip(seen, before)):
-                return {"equivalent": False, "equivalence": {**evidence, "distribution": dist, "why": "candidate modified its inputs"}}
+
+            def wrong(why: str, **more) -> dict:
+                return {"equivalent": False, "equivalence": {**evidence, "distribution": dist, **more, "why": why}}
+
+            if modified:
+                return wrong("candidate modified its inputs")
             if len(got) != len(expected):
-                return {"equivalent": False, "equivalence": {**evidence, "distribution": dist,
-                        "why": f"{len(got)} outputs, expected {len(expected)}"}}
-            for i, (e, g, g2) in enumerate(zip(expected, got, again)):
+                return wrong(f"{len(got)} outputs, expected {len(expected)}")
+            for i, (e, g, g2, g3, scale) in enumerate(zip(expected, got, again, repeat, scales)):
                 if not np.array_equal(g, g2, equal_nan=True):
-                    return {"equivalent": False, "equivalence": {**evidence, "distribution": dist,
-                            "why": f"output {i} was overwritten by a later call (reused buffer)"}}
-                result = compare(e, g, depth)
+                    return wrong(f"output {i} was overwritten by a later call (reused buffer)")
+                if not _same_bits(g, g3):
+                    return wrong(f"nondeterministic: output {i} differs in {_differ_bits(g, g3)} of {g.size} "
+                                 "elements between two calls on the same inputs (uninitialised memory?)")
+                result = compare(e, g, depth, scale)
                 evidence["max_error"] = max(evidence["max_error"], result.get("max_error", 0.0) or 0.0)
+                evidence["bound_use"] = max(evidence["bound_use"], result.get("bound_use", 0.0))
                 if result.get("tolerance") is not None:
                     evidence["tolerance"] = max(evidence["tolerance"] or 0.0, result["tolerance"])
                 if not result["ok"]:
-                    return {"equivalent": False, "equivalence": {**evidence, "distribution": dist, "output": i,
-                            "max_error": result.get("max_error"), "tolerance": result.get("tolerance"),
-                            "why": result.get("why", "")}}
+                    return wrong(result.get("why", ""), output=i, max_error=result.get("max_error"),
+                                 tolerance=result.get("tolerance"))
     return {"equivalent": True, "equivalence": evidence}
 
 
 def time_ab(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
     """Interleaved A/B rounds; the speedup's CI comes from a paired bootstrap."""
+    phase("timing the reference and the candidate")
     t = request.timing
     rng = np.random.default_rng(request.seed + 1)
     arrays = [make_input(rng, s["shape"], s["dtype"], "normal") for s in request.inputs]
@@ -228,17 +191,32 @@ def time_ab(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
     }
 
 
+def error_bound(request: WorkerRequest) -> str:
+    """`terms` or `global`: per element only where the worker draws every operand (no parameter archive)."""
+    if request.error_bound != "auto":
+        return request.error_bound
+    return "global" if request.reference.parameters or request.candidate.parameters else "terms"
+
+
 def run(request: WorkerRequest) -> dict:
     driver = request.driver
     # A kernel's weight arguments are parameters (as in the model): one draw,
     # shared by both modules, from the request's seed.
     rng = np.random.default_rng(request.seed + 2)
     weights = [np.ascontiguousarray(make_input(rng, w["shape"], w["dtype"], "normal")) for w in request.weights]
+    phase("loading the reference")
     ref = Runner(request.reference, request.reference.driver or driver, weights)
+    phase("loading the candidate")
     cand = Runner(request.candidate, request.candidate.driver or driver, weights)
     out: dict = {}
     if request.check:
-        out.update(check(ref, cand, request))
+        ref_abs = None
+        if error_bound(request) == "terms":
+            ref_abs = ref
+            if weights:
+                phase("loading the reference with the weights' magnitudes")
+                ref_abs = Runner(request.reference, request.reference.driver or driver, [magnitude(w) for w in weights])
+        out.update(check(ref, cand, request, ref_abs))
         if not out["equivalent"]:
             return out
     if request.timing:
@@ -246,17 +224,51 @@ def run(request: WorkerRequest) -> dict:
     return out
 
 
+def _lower_limit(kind: int, soft: int, hard: int) -> None:
+    """Set a limit, never above one the worker already runs under."""
+    current = resource.getrlimit(kind)
+    soft, hard = (v if c == resource.RLIM_INFINITY else min(v, c) for v, c in zip((soft, hard), current))
+    resource.setrlimit(kind, (min(soft, hard), hard))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill the worker when its parent exits (a search killed with SIGKILL leaves no worker)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def sandbox(request: WorkerRequest) -> None:
+    """The limits the worker sets on itself before it loads any module (see `worker_protocol`)."""
+    if request.memory_mb:
+        _lower_limit(resource.RLIMIT_AS, request.memory_mb * 2**20, request.memory_mb * 2**20)
+    if request.cpu_s:
+        # The soft limit sends SIGXCPU (reported as such by `run_worker`), the hard one SIGKILL.
+        _lower_limit(resource.RLIMIT_CPU, request.cpu_s, request.cpu_s + 5)
+    _lower_limit(resource.RLIMIT_CORE, 0, 0)
+    _die_with_parent()
+
+
+def _failure(exc: BaseException, request: WorkerRequest) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text:
+        limit = f"its {request.memory_mb} MB memory limit (EvalSettings.memory_mb)" if request.memory_mb else "memory"
+        first = text.strip().splitlines()[0][:300]
+        return f"the worker ran out of {limit} while {_phase_now}: {first}"
+    return f"{text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__} (while {_phase_now})"
+
+
 def main() -> int:
     request = WorkerRequest.from_json(json.loads(open(sys.argv[1]).read()))
-    limit = request.memory_mb
-    if limit:
-        resource.setrlimit(resource.RLIMIT_AS, (limit * 2**20, limit * 2**20))
+    sandbox(request)
     try:
         reply = run(request)
-    except MemoryError:
-        reply = {"error": f"candidate exceeded the worker's memory limit ({limit} MB)"}
     except Exception as exc:  # the candidate's failure is a verdict
-        reply = {"error": f"{type(exc).__name__}: {exc}"}
+        reply = {"error": _failure(exc, request)}
     sys.stdout.write(json.dumps(reply))
     return 0
 

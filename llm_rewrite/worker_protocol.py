@@ -9,21 +9,41 @@ worker must start fast (numpy and the IREE runtime only).
 
 Reply: {"equivalent": bool, "equivalence": {...}, "timing": {...}} (either part
 may be absent: `check` / `timing` off), or {"error": "..."}; `run_worker` adds
-"seed" and turns a crash or time-out into {"error": ...}.
+"seed" and turns a crash or time-out into {"error": ...} naming what the worker
+was doing (the worker writes each phase to its stderr as it starts it).
+
+The sandbox: the wall-clock limit (`run_worker`'s `timeout_s`,
+`EvalSettings.timeout_s`, default 120 s) kills the worker; inside, the worker
+limits its own address space (`memory_mb`, `EvalSettings.memory_mb`, default
+8192 MB), its CPU time (`cpu_s`, by default the wall-clock limit times the
+CPU count plus 10 s: a backstop for a worker whose parent died) and core
+files (none), and asks the kernel to kill it when its parent exits.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-DISTRIBUTIONS = ("normal", "wide", "tiny", "large", "all_negative", "edge")
-"""Input classes of the equivalence check (see `worker.make_input`), each drawn from a fresh seed."""
+DISTRIBUTIONS = ("normal", "wide", "tiny", "large", "all_negative", "edge", "row_scaled", "ties", "subnormal")
+"""Input classes of the equivalence check (see `equivalence.make_input`), each drawn from a fresh seed."""
+
+ERROR_BOUNDS = ("auto", "terms", "global")
+"""How the worker scales the absolute part of its error bound (`equivalence.term_scales`): `terms`
+per element, from the magnitude of the terms that enter it; `global` from the largest output
+element, or more where an element is that sensitive to its inputs; `auto` is `terms` when the
+worker draws every operand itself (no parameter archive), else `global`."""
+
+PHASE = "mlirforge-worker phase: "
+"""The prefix of the worker's stderr lines that say what it starts doing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +90,10 @@ class WorkerRequest:
 
     `inputs`/`weights`: [{"shape": [...], "dtype": "f32"}]; weights are bound as
     parameters p0.. of both modules (one draw from `seed`). `reduction_depth`
-    scales the tolerance (`worker.tolerance`). `memory_mb` is the worker's own
-    address-space limit (0: none).
+    scales the tolerance (`equivalence.tolerance`); `error_bound` is one of
+    `ERROR_BOUNDS`. `memory_mb` and `cpu_s` are the worker's own address-space
+    and CPU-time limits (0: none; `run_worker` derives `cpu_s` from its
+    wall-clock limit when it is 0).
     """
 
     reference: ModuleSpec
@@ -86,6 +108,12 @@ class WorkerRequest:
     timing: TimingPlan | None = TimingPlan()
     memory_mb: int = 0
     driver: str = "local-sync"
+    error_bound: str = "auto"
+    cpu_s: int = 0
+
+    def __post_init__(self) -> None:
+        if self.error_bound not in ERROR_BOUNDS:
+            raise ValueError(f"error_bound: {self.error_bound!r} is not one of {', '.join(ERROR_BOUNDS)}")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -102,7 +130,8 @@ class WorkerRequest:
             distributions=tuple(d.get("distributions", DISTRIBUTIONS)), samples=int(d.get("samples", 1)),
             reduction_depth=int(d.get("reduction_depth", 1)), check=bool(d.get("check", True)),
             timing=TimingPlan(**timing) if timing else None, memory_mb=int(d.get("memory_mb", 0)),
-            driver=d.get("driver", "local-sync"),
+            driver=d.get("driver", "local-sync"), error_bound=d.get("error_bound", "auto"),
+            cpu_s=int(d.get("cpu_s", 0)),
         )
 
 
@@ -111,8 +140,33 @@ def new_seed() -> int:
     return secrets.randbits(31)
 
 
+def cpu_limit_s(timeout_s: float) -> int:
+    """The worker's CPU-time limit for a wall-clock limit: every CPU busy the whole time, plus 10 s."""
+    return int(math.ceil(timeout_s * (os.cpu_count() or 1))) + 10
+
+
+def _last_phase(stderr: str | bytes | None) -> str:
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    phases = [line[len(PHASE):] for line in (stderr or "").splitlines() if line.startswith(PHASE)]
+    return f" while {phases[-1]}" if phases else " while starting"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def run_worker(request: WorkerRequest, timeout_s: float, workdir: Path) -> dict:
-    """Run the worker subprocess on `request`; its reply, or {"error": ...} on a crash or time-out."""
+    """Run the worker subprocess on `request`; its reply, or {"error": ...} on a crash or time-out.
+
+    The error names the limit or signal and what the worker was doing (e.g.
+    "while running the candidate on edge inputs").
+    """
+    if not request.cpu_s:
+        request = dataclasses.replace(request, cpu_s=cpu_limit_s(timeout_s))
     path = Path(workdir) / f"request-{secrets.token_hex(4)}.json"
     path.write_text(json.dumps(request.to_json()))
     try:
@@ -120,14 +174,23 @@ def run_worker(request: WorkerRequest, timeout_s: float, workdir: Path) -> dict:
             [sys.executable, "-m", "mlirforge.llm_rewrite.worker", str(path)],
             capture_output=True, text=True, timeout=timeout_s,
         )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout_s:.0f} s"}
+    except subprocess.TimeoutExpired as exc:
+        return {"error": f"timed out after {timeout_s:g} s{_last_phase(exc.stderr)} (the worker's wall-clock "
+                         "limit, EvalSettings.timeout_s): the candidate hangs or is far too slow"}
     finally:
         path.unlink(missing_ok=True)
     if proc.returncode != 0:
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-        tail = proc.stderr.strip().splitlines()[-1:] or [""]
-        return {"error": f"worker crashed ({how}) {tail[0]}".strip()}
+        where = _last_phase(proc.stderr)
+        if proc.returncode == -signal.SIGXCPU:
+            return {"error": f"worker exceeded its CPU-time limit ({request.cpu_s} s){where}"}
+        if proc.returncode < 0:
+            how = _signal_name(-proc.returncode)
+            if -proc.returncode == signal.SIGKILL:
+                how += ", perhaps the system's out-of-memory killer"
+        else:
+            how = f"exit status {proc.returncode}"
+        tail = [line for line in proc.stderr.strip().splitlines() if not line.startswith(PHASE)][-1:] or [""]
+        return {"error": f"worker crashed ({how}){where} {tail[0]}".strip()}
     try:
         reply = json.loads(proc.stdout)
     except json.JSONDecodeError:

@@ -264,7 +264,7 @@ def test_an_iree_failure_no_alternative_fixes_keeps_only_the_failing_nodes_eager
 def test_the_search_worker_lists_differing_integer_elements():
     import numpy as np
 
-    from mlirforge.llm_rewrite.worker import compare
+    from mlirforge.llm_rewrite.equivalence import compare
 
     result = compare(np.array([[1, 2], [3, 4]]), np.array([[1, 2], [7, 4]]), 1)
     assert not result["ok"] and result["why"] == "1 of 4 elements differ: at (1, 0) got 7, expected 3"

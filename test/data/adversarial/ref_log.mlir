@@ -1,0 +1,12 @@
+// Reference: natural log, elementwise.
+func.func @log(%x: tensor<64x256xf32>) -> tensor<64x256xf32> {
+  %e = tensor.empty() : tensor<64x256xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<64x256xf32>) outs(%e : tensor<64x256xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %y = math.log %in : f32
+    linalg.yield %y : f32
+  } -> tensor<64x256xf32>
+  return %r : tensor<64x256xf32>
+}
