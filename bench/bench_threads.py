@@ -167,7 +167,9 @@ def markdown(report: dict, _=None) -> str:
     return "\n".join([
         "# Thread scaling: one core against every core", "",
         f"From `python bench/bench_threads.py --rounds {report['rounds']}` on {cpu_text(m)}; "
-        f"{versions_text(m['versions'])}. All systems of a workload interleaved in one process; "
+        f"{versions_text(m['versions'])}. One worker process per thread count, interleaved round by "
+        "round (a round: every system of the one-core worker, then every system of the all-core one, in the "
+        "column order); "
         "`busy`: the same pass while another process spins on one core "
         f"(other processes' average busy cores during it: {', '.join(busy) or 'not measured'}).", "",
         "## Median µs per call", "", markdown_table(headers, rows, left=2), "",
