@@ -202,6 +202,11 @@ class OptimizeSummary:
                             else "the artifact is the unoptimised program, ")
                 out.append(f"speedup      {vs_unopt}{e[0]:.2f}x vs eager (95% CI {e[1]:.2f}-{e[2]:.2f}); "
                            "fresh process, interleaved")
+            if self.kept_anything and self.vs_unoptimized and self.vs_unoptimized[2] < 1.0:
+                out.append("warning      in this fresh process the optimised artifact is slower than the "
+                           "unoptimised one, although the search's A/B found it faster: the search times in a "
+                           "worker with no PyTorch threads beside IREE's (local-task suffers most next to them, "
+                           "docs/lowering.md); compile without the search if this is how the model runs")
             if self.other_cpu_share is not None and self.other_cpu_share > BUSY_SHARE:
                 out.append(f"warning      other processes used {100 * self.other_cpu_share:.0f}% of the CPU while "
                            "this was timed: the times and ratios above are unreliable (eager, on every core, "

@@ -112,7 +112,11 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
         return
     aside = staging.with_name(staging.name + ".old")
     os.replace(out_dir, aside)
-    os.replace(staging, out_dir)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        os.replace(aside, out_dir)  # the old one back where it was: "nothing was changed" stays true
+        raise
     shutil.rmtree(aside, ignore_errors=True)
 
 

@@ -321,7 +321,8 @@ class LLMClient:
         s, errors = self.settings, self._openai
         attempts: list[Attempt] = []
         started = time.monotonic()
-        for attempt_no in range(s.max_retries + 1):
+        free_retry = False  # one retry that `max_retries` does not count: the same request without `n`
+        for attempt_no in range(s.max_retries + 2):
             t0 = time.monotonic()
             try:
                 n = {"n": s.samples} if s.samples > 1 and not self._n_refused else {}
@@ -335,7 +336,7 @@ class LLMClient:
                 attempt = Attempt(status, time.monotonic() - t0, _short(exc), _retry_after(exc.response.headers))
                 retryable = status == 429 or status >= 500
                 if status == 400 and n:  # many servers (llama.cpp, some proxies) refuse `n`: ask for one
-                    self._n_refused, retryable = True, True
+                    self._n_refused, retryable, free_retry = True, True, True
             except (errors.APITimeoutError, errors.APIConnectionError, TimeoutError) as exc:
                 kind = "connection failed" if isinstance(exc, errors.APIConnectionError) and not isinstance(
                     exc, errors.APITimeoutError) else "timed out"
@@ -347,7 +348,7 @@ class LLMClient:
             else:
                 return completion
             attempts.append(attempt)
-            if not retryable or attempt_no == s.max_retries:
+            if not retryable or attempt_no >= s.max_retries + free_retry:
                 break
             wait = min(s.max_backoff_s, s.backoff_s * 2 ** attempt_no * (1 + 0.5 * random.random()))
             if attempt.retry_after_s is not None:

@@ -30,6 +30,9 @@ from mlirforge.lowering.errors import UserError
 
 FORMAT_VERSION = 1
 REDACTED = "[redacted]"
+SUBSTRING_SECRET_CHARS = 8
+"""A secret this long is scrubbed wherever it appears, even inside a longer token; a shorter one (a
+dummy key for a local server) only where it stands alone, so it cannot mangle names that contain it."""
 
 _SECRET_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_\-]{12,}"),
@@ -47,10 +50,12 @@ def scrub(value: Any, secrets: tuple[str, ...] = ()) -> Any:
     """`value` with every secret string and secret-looking token replaced by [redacted]."""
     if isinstance(value, str):
         for secret in secrets:
-            if secret and len(secret) >= 4:
-                # The exact value only, never a piece of a longer token: a key `relay` must not
-                # turn the model name `relay-expert` into `[redacted]-expert`.
-                value = re.sub(rf"(?<![\w.\-]){re.escape(secret)}(?![\w.\-])", REDACTED, value)
+            if not secret or len(secret) < 4:
+                continue
+            if len(secret) >= SUBSTRING_SECRET_CHARS:  # a real key: wherever it appears (`key: sk-...`, `%20sk-...`)
+                value = value.replace(secret, REDACTED)
+            else:  # a short dummy key (`relay`) only as a token of its own, not inside `relay-expert`
+                value = re.sub(rf"(?<![\w\-]){re.escape(secret)}(?![\w\-])", REDACTED, value)
         for pattern in _SECRET_PATTERNS:
             value = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + REDACTED, value)
         return value

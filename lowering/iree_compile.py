@@ -156,6 +156,8 @@ def compile_mlir(
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
+                # A crash prints its stack at once instead of a minute of llvm-symbolizer first.
+                env={**os.environ, "LLVM_DISABLE_SYMBOLIZATION": "1"},
             )
         except subprocess.TimeoutExpired:
             raise stage_failure("iree-compile", f"iree-compile timed out after {timeout_s:.0f} s",

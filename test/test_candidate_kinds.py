@@ -198,6 +198,13 @@ def _cpu_config(dist, vec, red, pipeline="DoubleTilingExpert") -> str:
      "vector tiles of 16384 elements"),
     ('hal.executable.objects = [#hal.executable.object<{path = "evil.o"}>]', "may not set"),
     ("mlirforge_x = #hal.executable.object<{path = \"evil.o\"}>", "uses hal"),
+    # Review findings: a size behind an inner bracket, a ukernel naming code, a unit dialect attribute.
+    ("compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+     "distribution = [64, 64, 0], vector_common_parallel = [[8], 100000, 0], vector_reduction = [0, 0, 1]>, "
+     "translation_info = #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>",
+     "vector tiles of 800000 elements"),
+    ('uk = #iree_codegen.ukernel_descriptor<"evil_symbol", bitcode>', "only IREE tile configurations"),
+    ("iree.abi.foo", "may not set"),
 ])
 def test_iree_attributes_in_a_kernel_candidate_are_checked_like_tiling_candidates(kernel, config, why):
     with pytest.raises(CandidateRejected, match=why) as caught:
@@ -237,6 +244,18 @@ def test_a_pipeline_orders_our_passes_with_the_iree_compilers_own(kernel):
     with pytest.raises(CandidateRejected, match="no-such-option"):
         kind.build(kernel, {"pipeline": "linalg-block-pack-matmul{no-such-option=1}"}, EvalSettings())
     assert "linalg-block-pack-matmul" in kind.prompt(kernel)
+
+
+def test_a_registry_pass_that_crashes_or_hangs_on_its_options_is_a_verdict(kernel, monkeypatch):
+    """`linalg-block-pack-matmul{block-factors=0,0,0}` segfaults IREE (or hangs in its crash handler): it
+    runs in `iree-opt`, a subprocess, so it costs a rejection, never the search's process."""
+    from mlirforge.llm_rewrite.candidates import pipeline
+
+    monkeypatch.setattr(pipeline, "REGISTRY_TIMEOUT_S", 3.0)
+    with pytest.raises(CandidateRejected, match="(crashed the IREE compiler|took longer than 3 s)") as caught:
+        candidates.get("pipeline").build(kernel, {"pipeline": "linalg-block-pack-matmul{block-factors=0,0,0}"},
+                                         EvalSettings())
+    assert "its options are not valid" in caught.value.reason and caught.value.stage == Stage.PARSE
 
 
 def test_a_registered_module_kind_is_offered_in_the_module_prompt():

@@ -251,6 +251,8 @@ def test_several_answers_per_request_are_all_read_and_an_endpoint_refusing_n_get
         assert client.complete([{"role": "user", "content": "hi"}]).texts == ["one"]
         client.complete([{"role": "user", "content": "again"}])
     assert [e.body.get("n") for e in server.log] == [3, None, None]  # refused once, then never asked again
+    with ScriptedLLM(lambda body: Step(content="one", refuse_n=True)) as server:  # even with no retries left
+        assert _client(server, samples=3, max_retries=0).complete([{"role": "user", "content": "hi"}]).texts == ["one"]
 
 
 def test_client_does_not_retry_client_errors_and_gives_up_after_max_retries():
@@ -292,6 +294,9 @@ def test_secrets_never_reach_the_transcript():
     # Only the exact secret, not every token it is a piece of (a key "relay", a model "relay-expert").
     assert scrub({"model": "relay-expert", "key": "relay", "why": "key relay refused"}, ("relay",)) == {
         "model": "relay-expert", "key": "[redacted]", "why": "key [redacted] refused"}
+    # A real key is scrubbed wherever an error message puts it, next to any character.
+    for text in ("invalid key: hunter2secret.", "Bearer%20hunter2secret", "token=hunter2secret_old"):
+        assert "hunter2secret" not in scrub(text, ("hunter2secret",))
 
 
 def test_missing_endpoint_is_a_clear_error_and_the_default_stays_offline(monkeypatch):

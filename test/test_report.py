@@ -374,3 +374,6 @@ def test_the_summary_never_prints_a_program_against_itself():
     # A busy neighbour while timing is said, not hidden (the quiet case above says nothing).
     busy = "\n".join(OptimizeSummary(**common, kept_anything=True, other_cpu_share=0.4).lines())
     assert "warning      other processes used 40% of the CPU" in busy and "unreliable" in busy
+    # A fresh-process check that contradicts the search's verdict is said, not printed as a plain ratio.
+    slower = "\n".join(OptimizeSummary(**{**common, "vs_unoptimized": [0.68, 0.64, 0.70]}, kept_anything=True).lines())
+    assert "0.68x vs unoptimised" in slower and "the optimised artifact is slower than the unoptimised one" in slower

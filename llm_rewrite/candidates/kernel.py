@@ -30,7 +30,12 @@ ATTRIBUTE_DIALECTS = ("builtin", "linalg", "arith", "math", "vector", "tensor", 
 LOWERING_KEYS = ("distribution", "vector_common_parallel", "vector_reduction", "cache_parallel",
                  "cache_reduction", "vector_inner_parallel")
 _DIALECT_REF = re.compile(r"[#!]([A-Za-z_][\w]*)\.")
-_DOTTED_KEY = re.compile(r"(?<![\w.#!])([A-Za-z_]\w*)\.[\w.]+\s*=")
+_DOTTED_KEY = re.compile(r"(?<![\w.#!\"])([A-Za-z_]\w*)\.[\w.]+(?=\s*[=,}])")
+"""A dialect attribute's name inside a dictionary (`{hal.executable.objects = ...}`, a unit `{iree.abi.x}`)."""
+IREE_ATTRIBUTES = {"iree_codegen": ("compilation_info", "lowering_config", "translation_info"),
+                   "iree_cpu": ("lowering_config", "pipeline")}
+"""The IREE attributes a replacement may carry: tile configurations, nothing that names code (a ukernel)."""
+_IREE_REF = re.compile(r"#(iree_codegen|iree_cpu)\.(\w+)")
 
 
 def check_attributes(kernel: Kernel, func) -> None:
@@ -63,6 +68,11 @@ def check_attributes(kernel: Kernel, func) -> None:
                 problems.append(f"{name} attribute '{key}' uses {', '.join(foreign)} (allowed: "
                                 f"{', '.join(ATTRIBUTE_DIALECTS)})")
                 continue
+            other = sorted({f"#{d}.{a}" for d, a in _IREE_REF.findall(text) if a not in IREE_ATTRIBUTES[d]})
+            if other:
+                problems.append(f"{name} attribute '{key}' uses {', '.join(other)}; a kernel candidate may carry "
+                                "only IREE tile configurations (compilation_info, lowering_config, translation_info)")
+                continue
             if "lowering_config" in text or "translation_info" in text:
                 why = _lowering_problem(kernel, name, text)
                 if why:
@@ -84,8 +94,7 @@ def _lowering_problem(kernel: Kernel, op: str, text: str) -> str:
     for pipeline in re.findall(r"pipeline\s*=\s*(?:#iree_cpu\.pipeline<)?(\w+)", text):
         if pipeline not in CODEGEN_PIPELINES:
             return f"pipeline {pipeline} is not one of {', '.join(CODEGEN_PIPELINES)}"
-    lists = {k: [int(v) for v in re.findall(r"-?\d+", m)]
-             for k, m in re.findall(rf"({'|'.join(LOWERING_KEYS)})\s*=\s*\[([^\]]*)\]", text)}
+    lists = {k: [int(v) for v in re.findall(r"-?\d+", body)] for k, body in _bracketed(text, LOWERING_KEYS)}
     nested = re.search(r"tile_sizes\s*=\s*\[(.*)\]\s*[,>]", text)
     if nested:  # the older form: tile_sizes = [[distribution], [parallel vector], [reduction vector]]
         levels = [[int(v) for v in re.findall(r"-?\d+", lvl)] for lvl in re.findall(r"\[([^\[\]]*)\]", nested.group(1))]
@@ -104,6 +113,20 @@ def _lowering_problem(kernel: Kernel, op: str, text: str) -> str:
         except CandidateRejected as exc:
             return exc.reason
     return ""
+
+
+def _bracketed(text: str, keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(key, the whole balanced `[...]` after `key =`) for each key in `text`: nested lists (scalable
+    sizes, `[[1], 100000]`) included, so no size hides behind an inner bracket."""
+    out = []
+    for m in re.finditer(rf"\b({'|'.join(keys)})\s*=\s*\[", text):
+        depth, i = 0, m.end() - 1
+        for j in range(i, len(text)):
+            depth += {"[": 1, "]": -1}.get(text[j], 0)
+            if depth == 0:
+                out.append((m.group(1), text[i:j + 1]))
+                break
+    return out
 
 
 class KernelKind(CandidateKind):

@@ -46,8 +46,9 @@ z3 bit-blasting to SAT in a fresh context per check:
    b. failing that, z3 is asked for an input where the outputs differ in kind (below)
       without overflow, underflow or subnormals;
    c. failing that, for one where they differ at all, with every float input zero or of a
-      magnitude in [2^-8, 2^8] (a value bug shows there, beyond any rounding), checked as in a.
-   REFUTED when one of them finds one, else WITHIN_TOLERANCE (UNKNOWN if time ran out).
+      magnitude in one window of `counterexamples.MAGNITUDE_WINDOWS` after another (2^-8..2^40:
+      a value bug shows there, beyond any rounding), checked as in a.
+   REFUTED when one of them finds one, else UNDECIDED (UNKNOWN if time ran out).
 
 The rule (reassociation is not a counter-example). The randomized check accepts a
 candidate whose outputs stay within `equivalence.tolerance` of the reference: reassociating
@@ -112,13 +113,13 @@ import time
 import z3
 
 from mlirforge.llm_rewrite.formal.counterexamples import MAX_SCAN, SPECIAL_VALUES, _Pair
-from mlirforge.llm_rewrite.formal.result import (NOT_APPLICABLE, PROVED, REFUTED, UNKNOWN, WITHIN_TOLERANCE,
+from mlirforge.llm_rewrite.formal.result import (NOT_APPLICABLE, PROVED, REFUTED, UNKNOWN, UNDECIDED,
                                                  FormalResult, NotApplicable)
 from mlirforge.llm_rewrite.formal.translate import MAX_SCALAR_OPS
 from mlirforge.llm_rewrite.settings import DEFAULT_FORMAL_TIMEOUT_S
 from mlirforge.lowering.ir import ir
 
-__all__ = ["FormalResult", "check_equivalence", "PROVED", "REFUTED", "WITHIN_TOLERANCE", "NOT_APPLICABLE", "UNKNOWN",
+__all__ = ["FormalResult", "check_equivalence", "PROVED", "REFUTED", "UNDECIDED", "NOT_APPLICABLE", "UNKNOWN",
            # The check's limits: defined where they are used, still readable here as before the split.
            "MAX_SCALAR_OPS", "SPECIAL_VALUES", "MAX_SCAN"]
 

@@ -13,7 +13,7 @@ import z3
 
 from mlirforge.llm_rewrite.types import json_safe
 
-PROVED, REFUTED, WITHIN_TOLERANCE = "proved", "refuted", "within tolerance"
+PROVED, REFUTED, UNDECIDED = "proved", "refuted", "undecided"
 NOT_APPLICABLE, UNKNOWN = "not applicable", "unknown"
 
 
@@ -23,7 +23,7 @@ class NotApplicable(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class FormalResult:
-    """What the check found: `outcome` (PROVED, REFUTED, WITHIN_TOLERANCE, NOT_APPLICABLE, UNKNOWN) and why.
+    """What the check found: `outcome` (PROVED, REFUTED, UNDECIDED, NOT_APPLICABLE, UNKNOWN) and why.
 
     `example`: an input (every element of argument `argK` holds `inputs["argK"]`) and both
     kernels' `output` there, with `compare`'s `max_error`, `tolerance` and `why`: the
