@@ -141,21 +141,27 @@ def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
 
         pytest.skip("one core: nothing to spread over")
     model, x = Partitioned(), torch.randn(512, 1024)
-    compiled = torch.compile(model, backend="mlirforge", options={"driver": "local-task"})
+    # eager_if_faster off: what is measured is the compiled parts, whatever eager would have done.
+    compiled = torch.compile(model, backend="mlirforge", options={"driver": "local-task", "eager_if_faster": False})
     with torch.no_grad():
         check = check_against_eager(compiled, model, [x])
         assert check.ok, check.message
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the eager part on one thread: the CPU time left over is IREE's workers
+        windows = []
         try:
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(5):
-                compiled(x)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            # The best of three windows: a neighbour that takes a core for one of them (a CI runner's
+            # own processes) must not read as "ran on one core".
+            for _ in range(3):
+                cpu, wall = time.process_time(), time.perf_counter()
+                for _ in range(5):
+                    compiled(x)
+                windows.append((time.process_time() - cpu, time.perf_counter() - wall))
         finally:
             torch.set_num_threads(threads)
     # One core can give at most 1 s of CPU per second; IREE's workers on two give more.
-    assert cpu > 1.15 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core"
+    cpu, wall = max(windows, key=lambda w: w[0] / w[1])
+    assert cpu > 1.15 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s: the compiled parts ran on one core ({windows})"
 
 
 def test_the_faster_of_compiled_and_eager_is_kept_after_the_first_calls(monkeypatch):
