@@ -340,25 +340,21 @@ def _in_model_evidence(comp, kernel_hash: str) -> dict | None:
 
 
 def _kernel_row(kr, comp) -> dict:
-    """One line of the summary's kernel table: the verdict alone, and where it was composed, in the model."""
-    if kr.winner is not None:
-        c, v = kr.winner
-        result = f"{'cached: ' if kr.from_cache else ''}{v.speedup:.2f}x alone with {c.describe()}"
-        inside = comp.in_model.get(kr.kernel.hash)
-        if inside and inside.get("speedup") is not None:
-            result += f"; {inside['speedup']:.3f}x in the model (CI {inside['ci_low']:.3f}-{inside['ci_high']:.3f})"
-        profiled = (comp.profile.get(kr.kernel.hash) or {}).get("why")
-        if profiled:
-            result += f" [{profiled}]"
-        why = next((why for (k, _, _), why in comp.dropped if k.hash == kr.kernel.hash), None)
-        result += f"; dropped: {why}" if why else ("; kept" if any(k.hash == kr.kernel.hash for k, _, _ in comp.kept)
-                                                     else "")
-    else:
-        result = kr.skipped or f"no verified rewrite ({len(kr.history)} tried)"
+    """One line of the summary's kernel table: the verdict alone, and where it was composed, in the model;
+    with a winner, its figures too (`_winner_evidence`)."""
     row = {"hash": kr.kernel.hash, "root": kr.kernel.root, "baseline_us": kr.kernel.baseline_us or 0.0,
-           "tried": len(kr.history), "result": result}
-    if kr.winner is not None:
-        row["winner"] = _winner_evidence(kr, comp)
+           "tried": len(kr.history), "result": kr.skipped or f"no verified rewrite ({len(kr.history)} tried)"}
+    if kr.winner is None:
+        return row
+    c, v = kr.winner
+    w = row["winner"] = _winner_evidence(kr, comp)
+    result = f"{'cached: ' if kr.from_cache else ''}{v.speedup:.2f}x alone with {c.describe()}"
+    inside = w["in_model"]
+    if inside and inside.get("speedup") is not None:
+        result += f"; {inside['speedup']:.3f}x in the model (CI {inside['ci_low']:.3f}-{inside['ci_high']:.3f})"
+    if (w["dispatches"] or {}).get("why"):
+        result += f" [{w['dispatches']['why']}]"
+    row["result"] = result + (f"; dropped: {w['dropped']}" if w["dropped"] else "; kept" if w["kept"] else "")
     return row
 
 

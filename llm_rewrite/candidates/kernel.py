@@ -85,9 +85,7 @@ def check_attributes(kernel: Kernel, func) -> None:
 
 def _lowering_problem(kernel: Kernel, op: str, text: str) -> str:
     """Why an IREE lowering configuration is not allowed ('' if it is)."""
-    from mlirforge.llm_rewrite.candidates.tiling import (
-        CODEGEN_PIPELINES, MAX_VECTOR_TILE_ELEMENTS, TILE_KEYS, check_tile_sizes,
-    )
+    from mlirforge.llm_rewrite.candidates.tiling import CODEGEN_PIPELINES, TILE_KEYS, check_tile_sizes, unrolled_problem
 
     if "codegen_spec" in text:
         return "a codegen_spec (a transform script) is not allowed"
@@ -101,12 +99,9 @@ def _lowering_problem(kernel: Kernel, op: str, text: str) -> str:
         lists.update(zip(TILE_KEYS, levels))
     if any(v < 0 for values in lists.values() for v in values):
         return "tile sizes must be >= 0"
-    unrolled = 1
-    for key in ("vector_common_parallel", "vector_reduction", "vector_inner_parallel"):
-        for v in lists.get(key, []):
-            unrolled *= v or 1
-    if unrolled > MAX_VECTOR_TILE_ELEMENTS:
-        return f"vector tiles of {unrolled} elements in all; at most {MAX_VECTOR_TILE_ELEMENTS} are allowed"
+    too_many = unrolled_problem(lists)
+    if too_many:
+        return too_many
     if op == kernel.root:
         try:
             check_tile_sizes(kernel, {k: lists[k] for k in TILE_KEYS if k in lists})

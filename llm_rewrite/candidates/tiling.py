@@ -57,12 +57,24 @@ def check_tile_sizes(kernel: Kernel, payload: dict) -> None:
     for i, (d, v) in enumerate(zip(dist, vec)):
         if d and v > d:
             raise CandidateRejected(Stage.PARSE, f"vector tile {v} exceeds distribution tile {d} in loop {i}")
+    too_many = unrolled_problem(lists)
+    if too_many:
+        raise CandidateRejected(Stage.PARSE, too_many)
+
+
+VECTOR_KEYS = ("vector_common_parallel", "vector_reduction", "vector_inner_parallel")
+
+
+def unrolled_problem(lists: dict[str, list[int]]) -> str:
+    """Why the vector tiles of a lowering config unroll too far ('' if they do not): the product of
+    their non-zero sizes is at most `MAX_VECTOR_TILE_ELEMENTS`."""
     unrolled = 1
-    for v in [*vec, *lists["vector_reduction"]]:
-        unrolled *= v or 1
+    for key in VECTOR_KEYS:
+        for v in lists.get(key, []):
+            unrolled *= v or 1
     if unrolled > MAX_VECTOR_TILE_ELEMENTS:
-        raise CandidateRejected(Stage.PARSE, f"vector tiles of {unrolled} elements in all; at most "
-                                             f"{MAX_VECTOR_TILE_ELEMENTS} are allowed")
+        return f"vector tiles of {unrolled} elements in all; at most {MAX_VECTOR_TILE_ELEMENTS} are allowed"
+    return ""
 
 
 def tiling_pipeline(payload: dict) -> str:

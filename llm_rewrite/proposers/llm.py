@@ -72,8 +72,6 @@ class LLMProposer(Proposer):
         self.settings = settings
         self.client = client or LLMClient(settings)
         self.cpu = cpu or host_cpu()
-        self.base_flags = list(base_flags)
-        self.driver = driver
         self.drivers = DRIVERS
         self.passes_text = describe_passes(KERNEL_PASSES)
         self.transcript_file = Path(transcript)
@@ -93,6 +91,7 @@ class LLMProposer(Proposer):
         self._prefetched: dict[str, Future] = {}
         self._prefetch_n = 4
         self._timed_under: tuple[list[str], str] = (list(base_flags), driver)
+        """The flags and driver kernels are built and timed under: the base ones, then the module round's."""
         self._profile = None  # in_model.ModelProfile, from `inform`
 
     @property
@@ -152,7 +151,7 @@ class LLMProposer(Proposer):
 
     def propose_module(self, kernels: list[Kernel], history: History, n: int) -> list[Candidate]:
         messages = module_messages(kernels, self.cpu, history, self._rejections.get(MODULE_KEY, []), n,
-                                   self.base_flags, self.driver, self.drivers, self._profile)
+                                   *self._timed_under, self.drivers, self._profile)
         return self._ask(messages, "module", None, candidates.names("module"), n, None)
 
     def _ask(self, messages, purpose: str, kernel_hash: str | None, kinds, n: int, parent: str | None) -> list[Candidate]:
@@ -194,8 +193,7 @@ class LLMProposer(Proposer):
         if parsed.declined:  # nothing more to propose: the search of this kernel ends, nothing to re-ask
             self._reject(key, [])
             return []
-        problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
-        self._reject(key, problems)
+        self._reject(key, parsed.problems)
         return parsed.candidates
 
     def provenance(self, phash: str, seq: int, parent: str | None) -> dict:

@@ -71,6 +71,5 @@ class ReplayProposer(Proposer):
                                int(rec.get("n", 4)), provenance)
         if parsed.declined:
             return []  # the model said it had nothing more: as live, that kernel's search ends here
-        problems = parsed.problems or ([] if parsed.candidates else ["the answer held no candidates"])
-        self._pending.setdefault(kernel_hash, []).extend(problems)
+        self._pending.setdefault(kernel_hash, []).extend(parsed.problems)
         return parsed.candidates
