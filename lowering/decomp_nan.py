@@ -16,12 +16,24 @@ from mlirforge.lowering.decompositions import aten, is_float, reentrant_as_is, r
 
 
 def _first_true(mask: torch.Tensor, dim: int, keepdim: bool) -> torch.Tensor:
-    """Index of the first True along `dim` (0 when there is none).
+    """Index (int64) of the first True along `dim` (0 when there is none).
 
-    An int32 argmax: torch-mlir lowers an integer argmax with a strict `>`,
-    which keeps the first of equal values.
+    The smallest position holding a True: an integer `amin` over
+    `where(mask, position, size)`. Unlike an argmax, whose running index
+    makes a serial loop, an integer minimum is associative and commutative,
+    so IREE vectorizes it: a values-only `max.dim` over 256x4096 fp32 took
+    1150 us on one core with the int32-argmax form, 1/5 of that with this
+    one (standalone module, `iree-benchmark-module`).
     """
-    return aten.argmax.default(mask.to(torch.int32), dim, keepdim)
+    size = mask.shape[dim]
+    index_dtype = torch.int32 if size < 2**31 else torch.int64
+    shape = [1] * mask.dim()
+    shape[dim] = size
+    position = aten.arange.start_step(0, size, 1, dtype=index_dtype, device=mask.device).reshape(shape)
+    candidates = aten.where.self(mask, position, aten.full_like.default(position, size))
+    first = aten.amin.default(candidates, [dim], keepdim)
+    first = aten.where.self(first == size, aten.zeros_like.default(first), first)
+    return first.to(torch.int64)
 
 
 def _arg_extreme(x: torch.Tensor, dim, keepdim: bool, largest: bool) -> torch.Tensor:

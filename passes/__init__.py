@@ -18,6 +18,7 @@ _PASSES: dict[str, tuple[str, str]] = {
     "mlirforge-fold-transpose-into-matmul": ("fold_transpose_into_matmul", "FoldTransposeIntoMatmulPass"),
     "mlirforge-conv-to-channels-last": ("conv_to_channels_last", "ConvToChannelsLastPass"),
     "mlirforge-generalize-named-ops": ("generalize_named_ops", "GeneralizeNamedOpsPass"),
+    "mlirforge-tile-reductions": ("tile_reductions", "TileReductionsPass"),
 }
 
 

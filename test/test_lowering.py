@@ -11,13 +11,16 @@ import textwrap
 
 import pytest
 import torch
+from torch.fx.experimental.proxy_tensor import make_fx
 
 import mlirforge
 from mlirforge.lowering.errors import LoweringError
-from mlirforge.lowering.fx_import import unsupported_ops_in
+from mlirforge.lowering.fx_import import aten_decompositions, unsupported_ops_in
+from mlirforge.lowering.graph_compiler import lower_graph
 from mlirforge.lowering.iree_compile import compile_mlir
 from mlirforge.lowering.options import LoweringOptions
 from mlirforge.lowering.params import bind_parameters
+from mlirforge.lowering.target import host_cpu
 from mlirforge.lowering.torch_export import export_model
 
 LINEAR = """func.func @main(%w: tensor<8x4xf32>, %x: tensor<2x4xf32>) -> tensor<2x8xf32> {
@@ -123,8 +126,8 @@ def test_compile_stages_are_one_ordered_list_that_runs_and_keys_the_cache():
     from mlirforge.lowering.iree_compile import module_key
 
     assert [s.name for s in stages.stages_for("linalg")] == [
-        "fx-import", "torch-backend", "linalg", "bind-parameters", "iree-compile"]
-    assert "linalg" not in [s.name for s in stages.stages_for("torch")]
+        "fx-import", "torch-backend", "linalg", "tile-reductions", "bind-parameters", "iree-compile"]
+    assert {"linalg", "tile-reductions"}.isdisjoint(s.name for s in stages.stages_for("torch"))
     key = module_key(LINEAR, ["--x"])
     assert module_key(LINEAR, ["--x"]) == key and module_key(LINEAR, ["--y"]) != key
     # A changed stage pipeline is a changed pipeline: modules compiled under the old one are not reused.
@@ -190,3 +193,20 @@ def test_dispatch_profile_times_each_dispatch_and_names_the_kernel_it_came_from(
     assert sorted(d.name for d in profile.dispatches) == sorted(sources)  # every timed dispatch is mapped
     assert all(d.per_call == 1 and d.median_us > 0 for d in profile.dispatches)
     assert profile.call_us == pytest.approx(sum(d.median_us for d in profile.dispatches), rel=0.5)
+
+
+def test_min_max_reductions_get_several_vector_accumulators_and_stay_exact():
+    """The tile-reductions stage runs in the default lowering: amax/argmax get IREE tiles, sums do not."""
+    x = torch.randn(16, 512)
+    x[3, 100] = float("nan")
+    x[5] = -float("inf")
+    fn = lambda t: (t.amax(1), t.argmax(1), torch.max(t, 1)[0], t.sum(1))  # noqa: E731
+    gm = make_fx(fn, decomposition_table=aten_decompositions())(x)
+    mlir = lower_graph(gm, [], LoweringOptions()).mlir
+    tiles = re.findall(r"vector_reduction = \[0, (\d+)\]", mlir)
+    lanes = host_cpu().vector_bits // 32
+    assert tiles and set(tiles) == {str(4 * lanes)}, tiles
+    assert len(re.findall(r"compilation_info = ", mlir)) >= 2  # the amax (shared by all three) and the position amin
+    compiled = torch.compile(fn, backend="mlirforge", options={"eager_if_faster": False})
+    for got, want in zip(compiled(x), fn(x)):
+        torch.testing.assert_close(got, want, equal_nan=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
@@ -139,6 +140,22 @@ def test_argmax_bug_report_and_nan_free_rows():
     actual, _ = compiled_matches_eager(fn, [nan_row()])
     assert actual[0][0] == 5 and actual[1][0] == 5 and actual[3][0] == 5
     assert math.isnan(actual[2][0])
+
+
+def test_arg_reductions_find_the_first_index_with_an_integer_minimum():
+    """The index comes from an integer `amin` over positions, not from a reduction's running index.
+
+    A reduction that carries a running index (`%r:2 = linalg.generic ...` whose
+    second result is read) is a serial loop; IREE vectorizes a plain minimum.
+    torch-mlir also gives `amax` a dead index result; only a read one counts.
+    """
+    fn = lambda x: (x.argmax(1), x.argmin(0), *torch.max(x, 1), torch.min(x, 1)[0])  # noqa: E731
+    gm = make_fx(fn, decomposition_table=aten_decompositions())(torch.randn(8, 64))
+    text = import_fx_graph(gm, form="linalg")
+    two_result_reductions = re.findall(r"(%\w+):2 = linalg.generic \{[^}]*reduction", text)
+    assert two_result_reductions, "the check below would pass vacuously"
+    read_indices = [r for r in two_result_reductions if f"{r}#1" in text]
+    assert read_indices == [], f"serial index loops: {read_indices}"
 
 
 # --- maximum / minimum / fmax / fmin / clamp / relu / hardtanh / elu ----------------
