@@ -266,3 +266,15 @@ def test_a_kept_rewrite_must_carry_evidence_that_admits_it(tmp_path, compiled):
     rewrite["timing"]["ci_low"] = 0.5
     message = _reject_in_copy(tmp_path, compiled, lambda d: d.update(rewrites=[rewrite]))
     assert "'rewrites[0].timing.ci_low' is 0.5: a kept rewrite must be faster with confidence" in message
+
+
+def test_an_optimised_artifact_under_auto_decides_its_driver_where_it_runs():
+    from mlirforge.api import artifact_driver
+
+    # The default: the search's local-task win was measured in a worker with no PyTorch threads.
+    assert artifact_driver("auto", "local-task", verified=True) == "auto"
+    # A driver the user named is where the search starts, and the search may override it.
+    assert artifact_driver("local-sync", "local-task", verified=True) == "local-task"
+    # Nothing kept: the unoptimised program, under the user's driver.
+    assert artifact_driver("local-sync", "local-task", verified=False) == "local-sync"
+    assert artifact_driver("auto", "local-sync", verified=False) == "auto"
