@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import statistics
 import threading
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.dlpack import from_dlpack, to_dlpack
+
+log = logging.getLogger("mlirforge")
 
 
 DRIVERS = ("local-sync", "local-task")
@@ -215,31 +218,56 @@ class AutoDriverModule:
     `MARGIN` faster to be chosen, since it also competes with PyTorch's own
     threads. A program decided once in this process keeps that driver when it is
     loaded again (`_decided`). Same interface as `IreeModule`.
+
+    The trial calls usually run back to back, but later calls may follow
+    eager PyTorch ops, whose OpenMP threads spin-wait on the cores IREE's
+    workers need (after each parallel region libgomp's idle threads spin for
+    about 9 ms of CPU here, measured with getrusage). There local-task can
+    collapse: a 256x4096 max reduction took about 200 µs in its trial and
+    240-990 µs interleaved with eager calls, while local-sync stayed near
+    260 µs. So local-task stays on watch: when the mean of a window of
+    `WATCH_CALLS` calls (less its slowest, a preemption) exceeds `DEMOTE_RATIO`
+    times local-sync's trial median, the program moves to local-sync for good
+    (one way: local-sync has no workers for a spinning thread to slow down).
+    The mean, not the median: such calls are bimodal (MLP, interleaved with
+    eager: local-task's median 367 µs, its mean 665 µs, local-sync's 392 µs),
+    and the mean is what a loop of calls pays.
     """
 
     TRIAL_CALLS = 3
     MARGIN = 0.95
+    WATCH_CALLS = 16
+    DEMOTE_RATIO = 1.1
     _decided: dict[str, str] = {}
     """vmfb digest -> the driver chosen for it in this process: the same program loaded again (a
     recompile, an artifact next to its identical baseline) runs on the same driver instead of
     deciding anew on a few noisy calls, so two identical programs never time differently."""
 
     def __init__(self, vmfb: bytes, **kwargs):
+        self._vmfb, self._kwargs = vmfb, kwargs
         self._digest = hashlib.sha256(vmfb).hexdigest()
         self.chosen: str | None = self._decided.get(self._digest)
         drivers = (self.chosen,) if self.chosen else DRIVERS
         self._modules = {d: IreeModule(vmfb, driver=d, **kwargs) for d in drivers}
         self._seconds: dict[str, list[float]] = {d: [] for d in DRIVERS}
+        self._trial: dict[str, float] = {}  # driver -> median seconds per call in the trial
+        self._watch: list[float] | None = None  # local-task's latest calls, while it is on watch
+        self._params: Sequence[torch.Tensor] | None = None
+        self.demoted = False
         self.copy_inputs = self._modules[drivers[0]].copy_inputs
 
     def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
+        self._params = params
         for m in self._modules.values():
             m.bind_parameters(params)
 
     def refresh_parameters(self, params: Sequence[torch.Tensor]) -> bool:
+        self._params = params
         return any([m.refresh_parameters(params) for m in self._modules.values()])
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        if self._watch is not None:
+            return self._watched_call(inputs)
         if self.chosen is not None:
             return self._modules[self.chosen](*inputs)
         driver = min(DRIVERS, key=lambda d: len(self._seconds[d]))
@@ -247,11 +275,36 @@ class AutoDriverModule:
         outs = self._modules[driver](*inputs)
         self._seconds[driver].append(time.perf_counter() - start)
         if all(len(s) > self.TRIAL_CALLS for s in self._seconds.values()):
-            sync, task = (statistics.median(self._seconds[d][1:]) for d in DRIVERS)
+            self._trial = {d: statistics.median(self._seconds[d][1:]) for d in DRIVERS}
+            sync, task = self._trial["local-sync"], self._trial["local-task"]
             self.chosen = "local-task" if task < self.MARGIN * sync else "local-sync"
             self._decided[self._digest] = self.chosen
             self._modules = {self.chosen: self._modules[self.chosen]}  # the other's weights and packs go
+            if self.chosen == "local-task":
+                self._watch = []
         return outs
+
+    def _watched_call(self, inputs) -> list[torch.Tensor]:
+        start = time.perf_counter()
+        outs = self._modules["local-task"](*inputs)
+        self._watch.append(time.perf_counter() - start)
+        if len(self._watch) >= self.WATCH_CALLS:
+            recent = (sum(self._watch) - max(self._watch)) / (len(self._watch) - 1)
+            self._watch = []
+            if recent > self.DEMOTE_RATIO * self._trial["local-sync"]:
+                self._demote(recent)
+        return outs
+
+    def _demote(self, recent: float) -> None:
+        module = IreeModule(self._vmfb, driver="local-sync", **self._kwargs)
+        if self._params is not None:
+            module.bind_parameters(self._params)
+        log.info("mlirforge: local-task took %.0f µs per call here against %.0f µs in its trial "
+                 "(local-sync: %.0f µs); moving this program to local-sync", recent * 1e6,
+                 self._trial["local-task"] * 1e6, self._trial["local-sync"] * 1e6)
+        self._modules = {"local-sync": module}
+        self.chosen, self._watch, self.demoted = "local-sync", None, True
+        self._decided[self._digest] = "local-sync"
 
 
 def load_module(vmfb: bytes, driver: str = "local-sync", **kwargs) -> IreeModule | AutoDriverModule:

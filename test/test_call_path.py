@@ -3,6 +3,8 @@ whenever its runtime wrapper is needed (training, input mutation, outputs aliasi
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 import mlirforge
@@ -121,6 +123,48 @@ def test_the_same_program_loaded_again_keeps_the_driver_chosen_for_it():
     again = AutoDriverModule(vmfb, parameters=())
     assert again.chosen == first.chosen and list(again._modules) == [first.chosen]  # no trials, one module
     torch.testing.assert_close(again(x)[0], x + x)
+
+
+class _Delayed:
+    """A module that sleeps `delay_s` before each call: a driver made slow on purpose."""
+
+    def __init__(self, module, delay_s: float):
+        self.module, self.delay_s = module, delay_s
+
+    def __call__(self, *inputs):
+        time.sleep(self.delay_s)
+        return self.module(*inputs)
+
+
+def test_local_task_that_collapses_after_its_trial_moves_to_local_sync():
+    """Eager ops' spinning OpenMP threads can make local-task far slower than in its trial: watched, it is
+    dropped for local-sync; while it keeps its trial's speed it stays."""
+    from mlirforge.lowering.iree_compile import compile_mlir
+    from mlirforge.lowering.runtime import AutoDriverModule
+
+    mlir = ("func.func @main(%a: tensor<64x64xf32>) -> tensor<64x64xf32> {\n"
+            "  %0 = arith.mulf %a, %a : tensor<64x64xf32>\n  return %0 : tensor<64x64xf32>\n}\n")
+    vmfb = compile_mlir(mlir, "auto", [], None).vmfb
+    x = torch.randn(64, 64)
+    for collapse in (False, True):
+        AutoDriverModule._decided.clear()
+        auto = AutoDriverModule(vmfb, parameters=())
+        task = _Delayed(auto._modules["local-task"], 0.0)
+        auto._modules["local-sync"] = _Delayed(auto._modules["local-sync"], 0.004)  # local-task wins the trial
+        auto._modules["local-task"] = task
+        for _ in range(2 * (AutoDriverModule.TRIAL_CALLS + 1)):
+            torch.testing.assert_close(auto(x)[0], x * x)
+        assert auto.chosen == "local-task"
+        task.delay_s = 0.02 if collapse else 0.0
+        for _ in range(2 * AutoDriverModule.WATCH_CALLS):
+            torch.testing.assert_close(auto(x)[0], x * x)
+        if collapse:
+            assert auto.demoted and auto.chosen == "local-sync" and list(auto._modules) == ["local-sync"]
+            assert AutoDriverModule._decided[auto._digest] == "local-sync"
+            assert not isinstance(auto._modules["local-sync"], _Delayed)  # a fresh local-sync module
+        else:
+            assert not auto.demoted and auto.chosen == "local-task"
+    AutoDriverModule._decided.clear()
 
 
 def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
