@@ -11,7 +11,10 @@ the eager graph, and after `TRIALS` timed calls of each (after a warm-up call
 of each) the faster is kept for good. Eager must be clearly faster
 (`MARGIN`): on a tie the compiled graph stays, so the search's rewrites and
 `mlirforge.stats()` still see it. TorchInductor makes the same kind of
-choice when it benchmarks an extern kernel against its own.
+choice when it benchmarks an extern kernel against its own. A compiled graph
+on `local-task` that is slow only because it now runs right after eager calls
+(their OpenMP threads spin on its workers' cores) first moves to `local-sync`
+and is timed again (`AutoDriverModule.demote_if_slower`).
 
 Both compute the same values (eager is the reference the equivalence checks
 use), so the choice changes speed only. Option `eager_if_faster` (default
@@ -64,6 +67,15 @@ class EagerIfFaster:
         from mlirforge.lowering.graph_compiler import STATS
 
         compiled, eager = (statistics.median(self.seconds[k][1:]) for k in ("compiled", "eager"))
+        demote = getattr(self.compiled, "demote_if_slower", None)
+        if eager < self.MARGIN * compiled and demote is not None and demote(compiled):
+            # Right after eager calls, local-task was slower than local-sync had been in its own trial
+            # (eager's OpenMP threads spin on the cores its workers need): the module moved to
+            # local-sync, so eager is measured again against that.
+            log.info("mlirforge: %s: compiled %.1f µs next to eager calls; trying again on local-sync",
+                     self.name, compiled * 1e6)
+            self.seconds = {"compiled": [], "eager": []}
+            return
         if eager < self.MARGIN * compiled:
             self.chosen = self.eager
             STATS.eager_if_faster_graphs += 1

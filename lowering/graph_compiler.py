@@ -185,6 +185,12 @@ class CompiledGraph:
         # signed tensors (uint8 -> int8): those are viewed back, bits unchanged.
         self._unsigned = [(j, dt) for j, dt in enumerate(lowered.result_dtypes) if dt in _UNSIGNED]
 
+    def demote_if_slower(self, observed_s: float) -> bool:
+        """Let an auto-driver module leave local-task when calls measured elsewhere were slow (see
+        `lowering.runtime.AutoDriverModule.demote_if_slower`); False for a module on a fixed driver."""
+        demote = getattr(self.module, "demote_if_slower", None)
+        return bool(demote and demote(observed_s))
+
     def __call__(self, *args):
         low = self.lowered
         module = self.module

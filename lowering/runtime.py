@@ -295,6 +295,15 @@ class AutoDriverModule:
                 self._demote(recent)
         return outs
 
+    def demote_if_slower(self, observed_s: float) -> bool:
+        """Move to local-sync now if local-task, on watch, took `observed_s` seconds per call (measured
+        by the caller, e.g. `eager_choice.EagerIfFaster` alternating with eager) over `DEMOTE_RATIO`
+        times local-sync's trial; True if it moved."""
+        if self._watch is None or observed_s <= self.DEMOTE_RATIO * self._trial["local-sync"]:
+            return False
+        self._demote(observed_s)
+        return True
+
     def _demote(self, recent: float) -> None:
         module = IreeModule(self._vmfb, driver="local-sync", **self._kwargs)
         if self._params is not None:

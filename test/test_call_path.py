@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 
 import mlirforge
@@ -239,6 +240,41 @@ def test_the_faster_of_compiled_and_eager_is_kept_after_the_first_calls(monkeypa
     tie = eager_choice.EagerIfFaster(timed("compiled", 1e-3), timed("eager", 0.95e-3), "g")
     tags = [tie(i)[0] for i in range(30)]
     assert set(tags[settle + trials:]) == {"compiled"} and tie.chosen is tie.compiled
+
+
+def test_a_compiled_graph_slow_only_next_to_eager_gets_its_other_driver_before_eager_is_chosen(monkeypatch):
+    """local-task measured right after eager calls (spinning OpenMP threads) is slow; the module moves to
+    local-sync and eager is timed again against that, instead of eager winning for good."""
+    from mlirforge import eager_choice
+
+    clock = [0.0]
+    monkeypatch.setattr(eager_choice.time, "perf_counter", lambda: clock[0])
+
+    class AutoGraph:
+        """A compiled graph whose local-task takes 3 ms next to eager and whose local-sync takes 0.5 ms."""
+
+        def __init__(self):
+            self.seconds, self.asked = 3e-3, []
+
+        def __call__(self, x):
+            clock[0] += self.seconds
+            return "compiled", x
+
+        def demote_if_slower(self, observed_s):
+            self.asked.append(observed_s)
+            moved = self.seconds > 1e-3
+            self.seconds = 0.5e-3
+            return moved
+
+    def eager(x):
+        clock[0] += 1e-3
+        return "eager", x
+
+    graph = AutoGraph()
+    choice = eager_choice.EagerIfFaster(graph, eager, "g")
+    tags = [choice(i)[0] for i in range(60)]
+    assert graph.asked == [pytest.approx(3e-3)]  # asked once, with the median it measured
+    assert choice.chosen is graph and tags[-10:] == ["compiled"] * 10
 
 
 def test_torch_compile_runs_eager_when_it_measures_faster_and_compiled_when_asked(monkeypatch):
