@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,7 +101,19 @@ def summary_table(results: Sequence[WorkloadResult]) -> tuple[list[str], list[li
                     cell += " WRONG"
                 row.append(cell)
         rows.append(row)
+    rows.append(["**geomean**", ""] + [geomean_cell(results, n) for n in names])
     return headers, rows
+
+
+def geomean_cell(results: Sequence[WorkloadResult], name: str) -> str:
+    """Geometric mean of a system's speedups over eager; `(k of n)` when it ran on only some workloads."""
+    speedups = [r.timing.speedup for wl in results for r in wl.systems
+                if r.name == name and r.timing is not None and r.timing.speedup]
+    if not speedups:
+        return "-"
+    value = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
+    partial = f" ({len(speedups)} of {len(results)})" if len(speedups) < len(results) else ""
+    return f"**{value:.2f}x**{partial}"
 
 
 def timing_text(settings: dict[str, Any]) -> str:
