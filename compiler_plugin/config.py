@@ -40,6 +40,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "llm_concurrency": ("llm", "concurrency"),
     "llm_temperature": ("llm", "temperature"),
     "llm_samples": ("llm", "samples"),
+    "llm_temperatures": ("llm", "temperatures"),
     "llm_max_requests": ("llm", "max_requests"),
     "llm_max_tokens": ("llm", "max_total_tokens"),
     **{name: ("", name) for name in ("max_shape_variants", "optimize", "proposer", "use_rewrite_cache", "transcript",
@@ -203,12 +204,24 @@ def _user_key(section: str, name: str) -> str:
 
 
 def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
-    """`value` as the field's type (bool, int, float, str, tuple of str); UserError naming `key` otherwise."""
+    """`value` as the field's type (bool, int, float, str, tuple of str or of float); UserError naming
+    `key` otherwise. A tuple of floats may also be given as text, `"0.2,0.7,1.0"` (an environment variable)."""
     kind = field.type if isinstance(field.type, str) else field.type.__name__
     if kind == "tuple[str, ...]":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise UserError(f"option '{key}': expected a list of strings, got {value!r}")
         return tuple(value)
+    if kind == "tuple[float, ...]":
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        try:
+            if not isinstance(items, list | tuple) or any(isinstance(v, bool) for v in items):
+                raise ValueError
+            floats = tuple(float(v) for v in items)
+            if any(f != f for f in floats):
+                raise ValueError  # NaN
+            return floats
+        except (TypeError, ValueError):
+            raise UserError(f"option '{key}': expected a list of numbers, got {value!r}") from None
     try:
         if kind == "bool":
             if isinstance(value, str):

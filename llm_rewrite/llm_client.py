@@ -310,14 +310,50 @@ class LLMClient:
         self._client.close()
 
     def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """One completion, retried as the module docstring says. Raises LLMError or BudgetSpent."""
+        """One completion, retried as the module docstring says. Raises LLMError or BudgetSpent.
+
+        With `LLMSettings.temperatures`, one request per temperature, sent at once; their answers
+        come back as one completion (texts in temperature order, tokens and attempts summed). A
+        temperature whose request failed or found no budget left is skipped; if all did, the
+        first error is raised.
+        """
         if self._closed:
             raise LLMError("the LLM client was closed (the search stopped)")
-        self.budget.take_request()
-        with self._slots:
-            return self._complete(messages)
+        temperatures = self.settings.temperatures
+        if not temperatures:
+            self.budget.take_request()
+            with self._slots:
+                return self._complete(messages, self.settings.temperature)
+        return self._complete_at(messages, temperatures)
 
-    def _complete(self, messages: list[dict[str, str]]) -> Completion:
+    def _complete_at(self, messages: list[dict[str, str]], temperatures: tuple[float, ...]) -> Completion:
+        results: list[Completion | Exception] = [LLMError("not sent")] * len(temperatures)
+
+        def one(i: int, temperature: float) -> None:
+            try:
+                self.budget.take_request()
+                with self._slots:
+                    results[i] = self._complete(messages, temperature)
+            except (LLMError, BudgetSpent) as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=one, args=(i, temp), daemon=True) for i, temp in enumerate(temperatures)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        answered = [r for r in results if isinstance(r, Completion)]
+        if not answered:
+            raise next(r for r in results if isinstance(r, Exception))
+        texts = [text for c in answered for text in (c.texts or [c.text])]
+        return Completion(
+            answered[0].text, answered[0].finish_reason, sum(c.prompt_tokens for c in answered),
+            sum(c.completion_tokens for c in answered),
+            [a for r in results for a in (r.attempts if isinstance(r, Completion) else getattr(r, "attempts", []))],
+            max(c.seconds for c in answered), texts,
+        )
+
+    def _complete(self, messages: list[dict[str, str]], temperature: float) -> Completion:
         s, errors = self.settings, self._openai
         attempts: list[Attempt] = []
         started = time.monotonic()
@@ -327,7 +363,7 @@ class LLMClient:
             try:
                 n = {"n": s.samples} if s.samples > 1 and not self._n_refused else {}
                 response = _within(s.timeout_s, lambda: self._client.chat.completions.create(
-                    model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens, **n,
+                    model=s.model, messages=messages, temperature=temperature, max_tokens=s.max_tokens, **n,
                 ))
                 completion = self._completion(response, [*attempts, Attempt(200, time.monotonic() - t0)],
                                               time.monotonic() - started)

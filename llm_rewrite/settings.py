@@ -106,6 +106,10 @@ class LLMSettings:
     samples: int = 1
     """Answers per request (OpenAI's `n`): several completions of one prompt for the price of its
     prompt tokens once; an endpoint that refuses `n` is asked for one from then on."""
+    temperatures: tuple[float, ...] = ()
+    """Sampling temperatures of each round: one request per temperature, all sent at once (each
+    with `samples` answers), their answers pooled, each charged to the budget. The API takes one
+    temperature per request, so variety costs requests. Empty: one request at `temperature`."""
     max_tokens: int = 8192
     """Completion tokens per request."""
     max_requests: int = 60
@@ -121,3 +125,5 @@ class LLMSettings:
             _check(getattr(self, key) > 0, key, "must be positive")
         _check(self.max_retries >= 0, "max_retries", "must be >= 0")
         _check(1 <= self.samples <= 8, "samples", "must be between 1 and 8")
+        _check(len(self.temperatures) <= 8, "temperatures", "at most 8")
+        _check(all(0.0 <= t <= 2.0 for t in self.temperatures), "temperatures", "each must be in [0, 2]")

@@ -255,6 +255,42 @@ def test_several_answers_per_request_are_all_read_and_an_endpoint_refusing_n_get
         assert _client(server, samples=3, max_retries=0).complete([{"role": "user", "content": "hi"}]).texts == ["one"]
 
 
+def test_several_temperatures_are_one_request_each_and_their_answers_are_pooled():
+    def respond(body):
+        temperature = body["temperature"]
+        if temperature == 1.5:
+            return Step(status=400)  # this one fails for good: the others still count
+        return Step(contents=[_answer({"kind": "tiling", "distribution": [int(8 * (1 + temperature)), 16, 0]})]
+                    * int(body.get("n") or 1))
+
+    with ScriptedLLM(respond) as server:
+        client = _client(server, temperatures=(0.0, 1.0, 1.5), samples=2, max_retries=0)
+        completion = client.complete([{"role": "user", "content": "hi"}])
+    assert sorted(e.body["temperature"] for e in server.log) == [0.0, 1.0, 1.5]
+    assert all(e.body["n"] == 2 for e in server.log)
+    assert client.budget.requests == 3  # variety costs a request per temperature
+    assert len(completion.texts) == 4 and completion.text == completion.texts[0]
+    assert [a.status for a in completion.attempts].count(400) == 1
+    from mlirforge.llm_rewrite.answers import parse_answers
+
+    parsed = parse_answers(completion.texts, ("tiling",), "k" * 16, 4, {})
+    assert sorted(c.payload["distribution"][0] for c in parsed.candidates) == [8, 16]  # in temperature order
+    with ScriptedLLM(lambda body: Step(status=401)) as server:  # every temperature failed: the error
+        with pytest.raises(LLMError, match="HTTP 401"):
+            _client(server, temperatures=(0.2, 0.9), max_retries=0).complete([{"role": "user", "content": "hi"}])
+    with pytest.raises(ValueError, match="temperatures"):
+        LLMSettings(temperatures=(0.5, 3.0))
+
+
+def test_llm_temperatures_is_an_option_of_every_door():
+    from mlirforge.config import CompileConfig
+
+    assert CompileConfig.from_options({"llm_temperatures": [0.2, 1.0]}).llm.temperatures == (0.2, 1.0)
+    assert CompileConfig.from_options({"llm_temperatures": "0.2, 0.7"}).llm.temperatures == (0.2, 0.7)
+    with pytest.raises(UserError, match="option 'llm_temperatures': expected a list of numbers"):
+        CompileConfig.from_options({"llm_temperatures": ["hot"]})
+
+
 def test_client_does_not_retry_client_errors_and_gives_up_after_max_retries():
     with ScriptedLLM(lambda body: Step(status=401)) as server:
         with pytest.raises(LLMError, match="HTTP 401 after 1 attempt"):

@@ -79,7 +79,8 @@ class LLMProposer(Proposer):
             self.transcript_file,
             {"model": settings.model, "model_picked": settings.model_picked, "base_url": settings.base_url,
              "mlirforge": __version__,
-             "temperature": settings.temperature, "max_tokens": settings.max_tokens},
+             "temperature": settings.temperature, "temperatures": list(settings.temperatures),
+             "max_tokens": settings.max_tokens},
             secrets=(settings.api_key,),
         )
         self._rounds: dict[str, int] = {}
