@@ -259,7 +259,7 @@ def test_several_temperatures_are_one_request_each_and_their_answers_are_pooled(
     def respond(body):
         temperature = body["temperature"]
         if temperature == 1.5:
-            return Step(status=400)  # this one fails for good: the others still count
+            return Step(status=401)  # this one fails for good: the others still count
         return Step(contents=[_answer({"kind": "tiling", "distribution": [int(8 * (1 + temperature)), 16, 0]})]
                     * int(body.get("n") or 1))
 
@@ -270,7 +270,7 @@ def test_several_temperatures_are_one_request_each_and_their_answers_are_pooled(
     assert all(e.body["n"] == 2 for e in server.log)
     assert client.budget.requests == 3  # variety costs a request per temperature
     assert len(completion.texts) == 4 and completion.text == completion.texts[0]
-    assert [a.status for a in completion.attempts].count(400) == 1
+    assert [a.status for a in completion.attempts].count(401) == 1
     from mlirforge.llm_rewrite.answers import parse_answers
 
     parsed = parse_answers(completion.texts, ("tiling",), "k" * 16, 4, {})
