@@ -68,18 +68,25 @@ class AnnotateTilingOptions:
                 raise ValueError(f"{name.replace('_', '-')}: tile sizes must be >= 0")
 
 
-def compilation_info(options: AnnotateTilingOptions) -> str:
+def compilation_info_text(distribution, vector_common_parallel, vector_reduction,
+                          pipeline: str = "DoubleTilingExpert") -> str:
+    """IREE's `#iree_codegen.compilation_info` for llvm-cpu: the three tile lists and a pipeline."""
     def lst(values) -> str:
         return "[" + ", ".join(str(v) for v in values) + "]"
 
     return (
         "#iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
-        f"distribution = {lst(options.distribution)}, "
-        f"vector_common_parallel = {lst(options.vector_common_parallel)}, "
-        f"vector_reduction = {lst(options.vector_reduction)}>, "
+        f"distribution = {lst(distribution)}, "
+        f"vector_common_parallel = {lst(vector_common_parallel)}, "
+        f"vector_reduction = {lst(vector_reduction)}>, "
         "translation_info = #iree_codegen.translation_info<pipeline = "
-        f"#iree_cpu.pipeline<{options.pipeline}>>>"
+        f"#iree_cpu.pipeline<{pipeline}>>>"
     )
+
+
+def compilation_info(options: AnnotateTilingOptions) -> str:
+    return compilation_info_text(options.distribution, options.vector_common_parallel,
+                                 options.vector_reduction, options.pipeline)
 
 
 class AnnotateTilingPass(ForgePass):

@@ -27,6 +27,7 @@ import dataclasses
 
 from mlirforge.lowering.ir import ir
 from mlirforge.passes._base import ForgePass
+from mlirforge.passes.annotate_tiling import compilation_info_text
 from mlirforge.passes._kernels import attr_str, op_name, walk_nested
 
 # Vectors in flight along the reduction: enough to cover the 4-instruction chain.
@@ -114,18 +115,6 @@ def _tiles(shape: ReductionShape, vector_bits: int) -> tuple[list[int], list[int
     return distribution + [0], vector + [0], [0] * len(parallel) + [chunk]
 
 
-def compilation_info(distribution: list[int], vector: list[int], reduction: list[int]) -> str:
-    def lst(values) -> str:
-        return "[" + ", ".join(str(v) for v in values) + "]"
-
-    return (
-        "#iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
-        f"distribution = {lst(distribution)}, vector_common_parallel = {lst(vector)}, "
-        f"vector_reduction = {lst(reduction)}>, translation_info = #iree_codegen.translation_info<"
-        "pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>"
-    )
-
-
 class TileReductionsPass(ForgePass):
     name = "mlirforge-tile-reductions"
     summary = "Give min/max row reductions several vector accumulators (IREE compilation_info)"
@@ -151,7 +140,7 @@ class TileReductionsPass(ForgePass):
         for op, shape in found:
             tiles = _tiles(shape, bits)
             if tiles is not None:
-                op.operation.attributes["compilation_info"] = ir.Attribute.parse(compilation_info(*tiles))
+                op.operation.attributes["compilation_info"] = ir.Attribute.parse(compilation_info_text(*tiles))
 
 
 def tile_reductions(mlir_text: str, debug_info: bool = False) -> str:
