@@ -253,27 +253,45 @@ class AutoDriverModule:
         self._trial: dict[str, float] = {}  # driver -> median seconds per call in the trial
         self._watch: list[float] | None = None  # local-task's latest calls, while it is on watch
         self._params: Sequence[torch.Tensor] | None = None
+        self._state = threading.RLock()  # guards the choice; calls themselves run outside it
         self.demoted = False
         self.copy_inputs = self._modules[drivers[0]].copy_inputs
 
     def bind_parameters(self, params: Sequence[torch.Tensor]) -> None:
-        self._params = params
-        for m in self._modules.values():
+        with self._state:
+            self._params = params
+            modules = list(self._modules.values())
+        for m in modules:
             m.bind_parameters(params)
 
     def refresh_parameters(self, params: Sequence[torch.Tensor]) -> bool:
-        self._params = params
-        return any([m.refresh_parameters(params) for m in self._modules.values()])
+        with self._state:
+            self._params = params
+            modules = list(self._modules.values())
+        return any([m.refresh_parameters(params) for m in modules])
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        if self._watch is not None:
-            return self._watched_call(inputs)
-        if self.chosen is not None:
-            return self._modules[self.chosen](*inputs)
-        driver = min(DRIVERS, key=lambda d: len(self._seconds[d]))
+        with self._state:
+            if self.chosen is not None and self._watch is None:
+                module = self._modules[self.chosen]
+                driver = None  # decided, not on watch: nothing to record
+            else:
+                driver = self.chosen or min(DRIVERS, key=lambda d: len(self._seconds[d]))
+                module = self._modules[driver]
+        if driver is None:
+            return module(*inputs)
         start = time.perf_counter()
-        outs = self._modules[driver](*inputs)
-        self._seconds[driver].append(time.perf_counter() - start)
+        outs = module(*inputs)
+        elapsed = time.perf_counter() - start
+        with self._state:
+            if self.chosen is None:
+                self._record_trial(driver, elapsed)
+            elif self._watch is not None and driver == "local-task":
+                self._record_watch(elapsed)
+        return outs
+
+    def _record_trial(self, driver: str, elapsed: float) -> None:
+        self._seconds[driver].append(elapsed)
         if all(len(s) > self.TRIAL_CALLS for s in self._seconds.values()):
             self._trial = {d: statistics.median(self._seconds[d][1:]) for d in DRIVERS}
             sync, task = self._trial["local-sync"], self._trial["local-task"]
@@ -282,29 +300,27 @@ class AutoDriverModule:
             self._modules = {self.chosen: self._modules[self.chosen]}  # the other's weights and packs go
             if self.chosen == "local-task":
                 self._watch = []
-        return outs
 
-    def _watched_call(self, inputs) -> list[torch.Tensor]:
-        start = time.perf_counter()
-        outs = self._modules["local-task"](*inputs)
-        self._watch.append(time.perf_counter() - start)
+    def _record_watch(self, elapsed: float) -> None:
+        self._watch.append(elapsed)
         if len(self._watch) >= self.WATCH_CALLS:
             recent = (sum(self._watch) - max(self._watch)) / (len(self._watch) - 1)
             self._watch = []
             if recent > self.DEMOTE_RATIO * self._trial["local-sync"]:
                 self._demote(recent)
-        return outs
 
     def demote_if_slower(self, observed_s: float) -> bool:
         """Move to local-sync now if local-task, on watch, took `observed_s` seconds per call (measured
         by the caller, e.g. `eager_choice.EagerIfFaster` alternating with eager) over `DEMOTE_RATIO`
         times local-sync's trial; True if it moved."""
-        if self._watch is None or observed_s <= self.DEMOTE_RATIO * self._trial["local-sync"]:
-            return False
-        self._demote(observed_s)
-        return True
+        with self._state:
+            if self._watch is None or observed_s <= self.DEMOTE_RATIO * self._trial["local-sync"]:
+                return False
+            self._demote(observed_s)
+            return True
 
     def _demote(self, recent: float) -> None:
+        """(With `_state` held.) Calls already running on local-task finish there."""
         module = IreeModule(self._vmfb, driver="local-sync", **self._kwargs)
         if self._params is not None:
             module.bind_parameters(self._params)

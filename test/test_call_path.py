@@ -168,6 +168,42 @@ def test_local_task_that_collapses_after_its_trial_moves_to_local_sync():
     AutoDriverModule._decided.clear()
 
 
+def test_calls_from_several_threads_survive_the_move_to_local_sync():
+    import threading
+
+    from mlirforge.lowering.iree_compile import compile_mlir
+    from mlirforge.lowering.runtime import AutoDriverModule
+
+    mlir = ("func.func @main(%a: tensor<32x32xf32>) -> tensor<32x32xf32> {\n"
+            "  %0 = arith.subf %a, %a : tensor<32x32xf32>\n  return %0 : tensor<32x32xf32>\n}\n")
+    vmfb = compile_mlir(mlir, "auto", [], None).vmfb
+    AutoDriverModule._decided.clear()
+    auto, x = AutoDriverModule(vmfb, parameters=()), torch.randn(32, 32)
+    task = _Delayed(auto._modules["local-task"], 0.0)
+    auto._modules["local-sync"] = _Delayed(auto._modules["local-sync"], 0.004)
+    auto._modules["local-task"] = task
+    for _ in range(2 * (AutoDriverModule.TRIAL_CALLS + 1)):
+        auto(x)
+    assert auto.chosen == "local-task"
+    task.delay_s = 0.005  # slow from now on: some thread's window moves the program while others call
+    errors = []
+
+    def loop():
+        try:
+            for _ in range(3 * AutoDriverModule.WATCH_CALLS):
+                torch.testing.assert_close(auto(x)[0], x - x)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=loop) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == [] and auto.demoted and list(auto._modules) == ["local-sync"]
+    AutoDriverModule._decided.clear()
+
+
 def test_a_partitioned_graph_runs_its_compiled_parts_on_every_core():
     import os
     import time
