@@ -193,8 +193,9 @@ class OptimizeOnFirstCall:
             if proposer is not None:
                 proposer.close()
         comp = result.composition
-        log.info("mlirforge: search kept %d kernel rewrites, flags %s, driver %s (end to end: %s)", len(comp.kept),
-                 " ".join(comp.flags), comp.driver, comp.verdict.reason if comp.verdict else "-")
+        log.info("mlirforge: search kept %d kernel rewrites, flags %s, timed under %s, runs under %s (end to end: %s)",
+                 len(comp.kept), " ".join(comp.flags), comp.driver, opts.driver,
+                 comp.verdict.reason if comp.verdict else "-")
         try:
             compiled = compile_mlir(comp.mlir, "auto", comp.flags, ModuleCache() if opts.use_cache else None)
         except LoweringError as exc:  # what the search kept must not break the user's model either

@@ -32,7 +32,8 @@ def _config_from_args(args):
 
     options = {"use_cache": not args.no_cache}
     for key in ("form", "driver", "proposer", "budget_s", "min_gain", "transcript", "patience",
-                "llm_model", "llm_base_url", "llm_max_requests", "llm_max_tokens", "llm_timeout_s"):
+                "llm_model", "llm_base_url", "llm_max_requests", "llm_max_tokens", "llm_timeout_s",
+                "llm_samples", "llm_temperatures"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if args.iree_flag:
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--llm-max-requests", dest="llm_max_requests", type=int, help="request budget (default 60)")
     opt.add_argument("--llm-max-tokens", dest="llm_max_tokens", type=int, help="token budget, prompt + completion (default 400000)")
     opt.add_argument("--llm-timeout-s", dest="llm_timeout_s", type=float, help="per-request timeout (default 120)")
+    opt.add_argument("--llm-samples", dest="llm_samples", type=int, help="answers per request, OpenAI's n (default 1)")
+    opt.add_argument("--llm-temperatures", dest="llm_temperatures", metavar="T1,T2,...",
+                     help="one request per temperature each round, answers pooled (default: one at 0.7)")
     opt.add_argument("--min-gain", type=float, dest="min_gain", help="required speedup CI lower bound - 1 (default 0.03)")
     opt.add_argument("--form", choices=["linalg", "torch"])
     opt.add_argument("--driver", choices=["auto", "local-sync", "local-task"])

@@ -205,7 +205,7 @@ def _user_key(section: str, name: str) -> str:
 
 def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
     """`value` as the field's type (bool, int, float, str, tuple of str or of float); UserError naming
-    `key` otherwise. A tuple of floats may also be given as text, `"0.2,0.7,1.0"` (an environment variable)."""
+    `key` otherwise. A tuple of floats may also be one number or text, `"0.2,0.7,1.0"` (a CLI flag)."""
     kind = field.type if isinstance(field.type, str) else field.type.__name__
     if kind == "tuple[str, ...]":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -213,6 +213,8 @@ def _typed(key: str, field: dataclasses.Field, value: Any) -> Any:
         return tuple(value)
     if kind == "tuple[float, ...]":
         items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(items, int | float) and not isinstance(items, bool):
+            items = [items]
         try:
             if not isinstance(items, list | tuple) or any(isinstance(v, bool) for v in items):
                 raise ValueError

@@ -327,14 +327,14 @@ class LLMClient:
         return self._complete_at(messages, temperatures)
 
     def _complete_at(self, messages: list[dict[str, str]], temperatures: tuple[float, ...]) -> Completion:
-        results: list[Completion | Exception] = [LLMError("not sent")] * len(temperatures)
+        results: list[Completion | BaseException] = [LLMError("not sent")] * len(temperatures)
 
         def one(i: int, temperature: float) -> None:
             try:
                 self.budget.take_request()
                 with self._slots:
                     results[i] = self._complete(messages, temperature)
-            except (LLMError, BudgetSpent) as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
                 results[i] = exc
 
         threads = [threading.Thread(target=one, args=(i, temp), daemon=True) for i, temp in enumerate(temperatures)]
@@ -343,8 +343,11 @@ class LLMClient:
         for thread in threads:
             thread.join()
         answered = [r for r in results if isinstance(r, Completion)]
+        unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, LLMError | BudgetSpent)]
+        if unexpected:
+            raise unexpected[0]  # a bug or an interrupt: as without temperatures, never swallowed
         if not answered:
-            raise next(r for r in results if isinstance(r, Exception))
+            raise next(r for r in results if isinstance(r, BaseException))
         texts = [text for c in answered for text in (c.texts or [c.text])]
         return Completion(
             answered[0].text, answered[0].finish_reason, sum(c.prompt_tokens for c in answered),

@@ -12,7 +12,9 @@ such reductions, went from 383 to 183 us.
 
 This pass sets `compilation_info` on each `linalg.generic` that IREE would
 make the root of a reduction dispatch and whose combiner is a minimum or a
-maximum: all loops parallel but the innermost, a reduction over a static
+maximum (every result that is read is a min/max of its own accumulator; a
+running index that is read, or a max inside a sum, does not qualify): all
+loops parallel but the innermost, a reduction over a static
 extent that `ACCUMULATORS` vectors divide, at most three parallel loops
 (IREE distributes three). The parallel tiles follow IREE's own choice for
 such reductions (eight rows per vector tile, about eight workgroups), so only
@@ -46,7 +48,14 @@ _MIN_MAX_OPS = frozenset({
 @dataclasses.dataclass(frozen=True)
 class TileReductionsOptions:
     vector_bits: int = 0
-    """Width of the target's vector registers in bits; 0: the host CPU's (`lowering.target.host_cpu`)."""
+    """Width of the target's vector registers in bits (64-2048, a power of two); 0: the host CPU's
+    (`lowering.target.host_cpu`), which the default compile stage uses whatever `--iree-llvmcpu-target-cpu`
+    says: the tiles then fit the host, and a narrower target only gets longer vector tiles."""
+
+    def __post_init__(self) -> None:
+        bits = self.vector_bits
+        if bits != 0 and (bits < 64 or bits > 2048 or bits & (bits - 1)):
+            raise ValueError(f"vector-bits must be 0 (the host's) or a power of two from 64 to 2048, got {bits}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +100,32 @@ def min_max_row_reduction(op) -> ReductionShape | None:
     shape = _static_shape(generic.operands[0])
     if shape is None or len(shape[0]) != len(kinds):
         return None
-    combiners = [o for o in generic.regions[0].blocks[0].operations if o.operation.name in _MIN_MAX_OPS]
-    if not combiners:
+    if not _combines_by_min_max(generic, n_inputs):
         return None
     dims, bits = shape
     return ReductionShape(tuple(dims[:-1]), dims[-1], bits)
+
+
+def _combines_by_min_max(generic, n_inputs: int) -> bool:
+    """Each result that is read is a minimum or maximum of its own accumulator and a value.
+
+    A sum of relus (a max inside, an add as the combiner) is not one; nor is torch-mlir's
+    index-tracking argmax when its index result is read (a select carries the index). The dead
+    index result torch-mlir gives every `amax` does not count.
+    """
+    block = generic.regions[0].blocks[0]
+    yields = list(block.operations)[-1].operands
+    read = [i for i, result in enumerate(generic.results) if any(True for _ in result.uses)]
+    if not read:
+        return False
+    for i in read:
+        owner = yields[i].owner
+        if not isinstance(owner, ir.Operation | ir.OpView) or owner.operation.name not in _MIN_MAX_OPS:
+            return False
+        accumulator = block.arguments[n_inputs + i]
+        if not any(operand == accumulator for operand in owner.operation.operands):
+            return False
+    return True
 
 
 def _tiles(shape: ReductionShape, vector_bits: int) -> tuple[list[int], list[int], list[int]] | None:

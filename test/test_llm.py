@@ -287,6 +287,13 @@ def test_llm_temperatures_is_an_option_of_every_door():
 
     assert CompileConfig.from_options({"llm_temperatures": [0.2, 1.0]}).llm.temperatures == (0.2, 1.0)
     assert CompileConfig.from_options({"llm_temperatures": "0.2, 0.7"}).llm.temperatures == (0.2, 0.7)
+    assert CompileConfig.from_options({"llm_temperatures": 0.5}).llm.temperatures == (0.5,)
+    from mlirforge.cli import _config_from_args, build_parser
+
+    args = build_parser().parse_args(["optimize", "m.py", "-o", "out", "--llm-temperatures", "0.1,1.2",
+                                      "--llm-samples", "2"])
+    config = _config_from_args(args)
+    assert config.llm.temperatures == (0.1, 1.2) and config.llm.samples == 2
     with pytest.raises(UserError, match="option 'llm_temperatures': expected a list of numbers"):
         CompileConfig.from_options({"llm_temperatures": ["hot"]})
 

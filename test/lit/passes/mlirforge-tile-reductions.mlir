@@ -94,3 +94,50 @@ func.func @left_alone(%x: tensor<256x4096xf32>, %y: tensor<256x4100xf32>, %d: te
 // CHECK:         lowering_config = #[[OWN]]
 // CHECK-NOT:     compilation_info
 // CHECK:         return
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// Left alone: a max inside a sum (the combiner is the add), and a running index that is read
+// (torch-mlir's argmax: a select carries the index); kept: the same generic whose index is dead.
+func.func @combiners(%x: tensor<256x4096xf32>, %init: tensor<256xf32>, %iinit: tensor<256xi64>)
+    -> (tensor<256xf32>, tensor<256xi64>, tensor<256xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %sum_relu = linalg.generic {indexing_maps = [#id, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : tensor<256x4096xf32>) outs(%init : tensor<256xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %r = arith.maximumf %in, %zero : f32
+    %s = arith.addf %r, %acc : f32
+    linalg.yield %s : f32
+  } -> tensor<256xf32>
+  %arg:2 = linalg.generic {indexing_maps = [#id, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : tensor<256x4096xf32>) outs(%init, %iinit : tensor<256xf32>, tensor<256xi64>) {
+  ^bb0(%in: f32, %acc: f32, %idx: i64):
+    %i = linalg.index 1 : index
+    %i64 = arith.index_cast %i : index to i64
+    %m = arith.maximumf %in, %acc : f32
+    %gt = arith.cmpf ogt, %in, %acc : f32
+    %sel = arith.select %gt, %i64, %idx : i64
+    linalg.yield %m, %sel : f32, i64
+  } -> (tensor<256xf32>, tensor<256xi64>)
+  %dead:2 = linalg.generic {indexing_maps = [#id, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : tensor<256x4096xf32>) outs(%init, %iinit : tensor<256xf32>, tensor<256xi64>) {
+  ^bb0(%in: f32, %acc: f32, %idx: i64):
+    %i = linalg.index 1 : index
+    %i64 = arith.index_cast %i : index to i64
+    %m = arith.minimumf %in, %acc : f32
+    %lt = arith.cmpf olt, %in, %acc : f32
+    %sel = arith.select %lt, %i64, %idx : i64
+    linalg.yield %m, %sel : f32, i64
+  } -> (tensor<256xf32>, tensor<256xi64>)
+  return %sum_relu, %arg#1, %dead#0 : tensor<256xf32>, tensor<256xi64>, tensor<256xf32>
+}
+// CHECK-LABEL: func.func @combiners(
+// CHECK:         arith.addf
+// CHECK-NOT:     compilation_info
+// CHECK:         arith.select
+// CHECK:         attrs = {compilation_info =
+// CHECK:         arith.minimumf
+// CHECK:         return
