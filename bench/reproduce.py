@@ -187,7 +187,8 @@ METHOD = """\
 
 - **One process per workload** (`bench/bench_suite.py` starts a fresh Python for each), all systems
   built from the same seeded model and inputs, then timed **interleaved** with
-  `mlirforge.timing.interleaved_times`: after warm-up calls, rounds of A,B,C,... with the same number
+  `mlirforge.timing.interleaved_times`: after warm-up calls, rounds of A,B,C,... (the order rotating each
+  round, so no system always runs right after the same one) with the same number
   of calls per sample for every system (chosen so one eager sample lasts ~5 ms, capped so that no
   system's sample lasts more than ~10x that). Reported: median, p10-p90 of the per-call samples.
 - **x eager** = eager median / system median. The **95% CI** is a paired bootstrap over rounds
