@@ -254,6 +254,8 @@ class AutoDriverModule:
         self._watch: list[float] | None = None  # local-task's latest calls, while it is on watch
         self._params: Sequence[torch.Tensor] | None = None
         self._state = threading.RLock()  # guards the choice; calls themselves run outside it
+        self._settled: IreeModule | None = self._modules[self.chosen] if self.chosen else None
+        """The module once the choice is final (decided and not on watch): calls then take no lock."""
         self.demoted = False
         self.copy_inputs = self._modules[drivers[0]].copy_inputs
 
@@ -271,15 +273,12 @@ class AutoDriverModule:
         return any([m.refresh_parameters(params) for m in modules])
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        settled = self._settled  # one attribute read: the per-call path after the choice
+        if settled is not None:
+            return settled(*inputs)
         with self._state:
-            if self.chosen is not None and self._watch is None:
-                module = self._modules[self.chosen]
-                driver = None  # decided, not on watch: nothing to record
-            else:
-                driver = self.chosen or min(DRIVERS, key=lambda d: len(self._seconds[d]))
-                module = self._modules[driver]
-        if driver is None:
-            return module(*inputs)
+            driver = self.chosen or min(DRIVERS, key=lambda d: len(self._seconds[d]))
+            module = self._modules[driver]
         start = time.perf_counter()
         outs = module(*inputs)
         elapsed = time.perf_counter() - start
@@ -300,6 +299,8 @@ class AutoDriverModule:
             self._modules = {self.chosen: self._modules[self.chosen]}  # the other's weights and packs go
             if self.chosen == "local-task":
                 self._watch = []
+            else:
+                self._settled = self._modules[self.chosen]
 
     def _record_watch(self, elapsed: float) -> None:
         self._watch.append(elapsed)
@@ -330,6 +331,7 @@ class AutoDriverModule:
         self._modules = {"local-sync": module}
         self.chosen, self._watch, self.demoted = "local-sync", None, True
         self._decided[self._digest] = "local-sync"
+        self._settled = module
 
 
 def load_module(vmfb: bytes, driver: str = "local-sync", **kwargs) -> IreeModule | AutoDriverModule:
