@@ -25,6 +25,7 @@ from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
 from mlirforge.lowering.options import LoweringOptions
 from mlirforge.lowering.params import bind_parameters
 from mlirforge.lowering.runtime import IreeModule, load_module
+from mlirforge.passes.conv_to_channels_last import convs_to_channels_last
 from mlirforge.passes.tile_reductions import tile_reductions
 
 log = logging.getLogger("mlirforge.lowering")
@@ -131,6 +132,7 @@ def lower_graph(
 
     mlir = import_fx_graph(lowered_gm, form=options.form, debug_info=debug_info)
     if options.form == "linalg":
+        mlir = convs_to_channels_last(mlir, debug_info=debug_info)
         mlir = tile_reductions(mlir, debug_info=debug_info)
     static = set(static_positions)
     param_positions = [p for p in kept if p in static]

@@ -47,6 +47,8 @@ COMPILE_STAGES: tuple[CompileStage, ...] = (
     CompileStage("linalg", "torch-mlir-opt",
                  "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline{allow-non-finites=true})",
                  forms=("linalg",)),
+    CompileStage("channels-last", "mlirforge-conv-to-channels-last (mlirforge.passes, IREE's MLIR bindings)",
+                 "mlirforge-conv-to-channels-last", forms=("linalg",)),
     CompileStage("tile-reductions", "mlirforge-tile-reductions (mlirforge.passes, IREE's MLIR bindings)",
                  "mlirforge-tile-reductions", forms=("linalg",)),
     CompileStage("bind-parameters", "mlirforge.lowering.params (weight arguments -> IREE parameters)"),

@@ -118,3 +118,28 @@ class ModuleView:
     @property
     def body(self):
         return self.operation.regions[0].blocks[0]
+
+
+def run_as_compile_stage(stage: str, pass_: ForgePass, mlir_text: str, debug_info: bool = False,
+                         triggers: tuple[str, ...] = ()) -> str:
+    """Run a pass as a default compile stage (`lowering.stages`): MLIR text in, text back.
+
+    `triggers` are op names of which the text must contain one for the pass
+    to have anything to do; without one, the text is returned as is (no parse
+    and print of the whole module). Raises `LoweringError` for `stage`, with a
+    reproducer (`mlirforge-opt input.mlir -p <pass>`), when the text does not
+    parse or the result does not verify.
+    """
+    from mlirforge.lowering.ir import parse_module
+    from mlirforge.lowering.stages import stage_failure
+
+    if triggers and not any(name in mlir_text for name in triggers):
+        return mlir_text
+    try:
+        module = parse_module(mlir_text)
+        pass_.apply(module)
+    except (ir.MLIRError, PassFailure) as exc:
+        detail = "\n".join(str(d) for d in getattr(exc, "error_diagnostics", [])) or str(exc)
+        raise stage_failure(stage, detail, {"input.mlir": mlir_text},
+                            ["mlirforge-opt", "input.mlir", "-p", repr(pass_)]) from exc
+    return module.operation.get_asm(enable_debug_info=debug_info)

@@ -179,17 +179,6 @@ def tile_reductions(mlir_text: str, debug_info: bool = False) -> str:
     Raises `LoweringError` (stage `tile-reductions`, with a reproducer) when
     the text does not parse or the result does not verify.
     """
-    from mlirforge.lowering.ir import parse_module
-    from mlirforge.lowering.stages import stage_failure
-    from mlirforge.passes._base import PassFailure
+    from mlirforge.passes._base import run_as_compile_stage
 
-    if not any(name in mlir_text for name in _MIN_MAX_OPS):
-        return mlir_text  # nothing to tile: no parse and print of the whole module
-    try:
-        module = parse_module(mlir_text)
-        TileReductionsPass().apply(module)
-    except (ir.MLIRError, PassFailure) as exc:
-        detail = "\n".join(str(d) for d in getattr(exc, "error_diagnostics", [])) or str(exc)
-        raise stage_failure("tile-reductions", detail, {"input.mlir": mlir_text},
-                            ["mlirforge-opt", "input.mlir", "-p", "mlirforge-tile-reductions"]) from exc
-    return module.operation.get_asm(enable_debug_info=debug_info)
+    return run_as_compile_stage("tile-reductions", TileReductionsPass(), mlir_text, debug_info, triggers=_MIN_MAX_OPS)

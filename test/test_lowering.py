@@ -210,3 +210,47 @@ def test_min_max_reductions_get_several_vector_accumulators_and_stay_exact():
     compiled = torch.compile(fn, backend="mlirforge", options={"eager_if_faster": False})
     for got, want in zip(compiled(x), fn(x)):
         torch.testing.assert_close(got, want, equal_nan=True)
+
+
+CONV_CLASSES = {
+    # name: (module, input shape, the channels-last op the default lowering must reach)
+    "2d_padded": (lambda: torch.nn.Conv2d(4, 6, 3, padding=1), (2, 4, 7, 9), "linalg.conv_2d_nhwc_hwcf"),
+    "2d_strided_dilated": (lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2), (2, 4, 9, 8),
+                           "linalg.conv_2d_nhwc_hwcf"),
+    # 1-D: one matmul per filter tap; 3-D: one 2-D convolution per depth tap.
+    "1d": (lambda: torch.nn.Conv1d(4, 6, 3, padding=1), (2, 4, 11), "linalg.matmul"),
+    "1d_strided_dilated": (lambda: torch.nn.Conv1d(4, 6, 3, stride=2, padding=3, dilation=3), (2, 4, 13),
+                           "linalg.matmul"),
+    "3d": (lambda: torch.nn.Conv3d(3, 5, 3, padding=1), (1, 3, 5, 6, 4), "linalg.conv_2d_nhwc_hwcf"),
+    "3d_strided_dilated": (lambda: torch.nn.Conv3d(3, 5, (3, 2, 2), stride=(2, 1, 2), padding=(2, 1, 0),
+                                                   dilation=(2, 1, 1)), (2, 3, 7, 5, 6), "linalg.conv_2d_nhwc_hwcf"),
+    "depthwise": (lambda: torch.nn.Conv2d(4, 4, 3, padding=1, groups=4), (2, 4, 6, 6), "linalg.depthwise_conv_2d_nhwc_hwc"),
+    "grouped": (lambda: torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 6, 5), "linalg.conv_2d_nhwgc_gfhwc"),
+    "transposed": (lambda: torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1), (2, 4, 5, 5),
+                   "linalg.conv_2d_nhwc_hwcf"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_CLASSES))
+def test_default_lowering_runs_convolutions_channels_last_and_stays_equal(name):
+    """The channels-last stage rewrites every convolution class and moves the transpose above the padding.
+
+    1-D and 3-D convolutions leave no 1-D/3-D op: they run as per-tap matmuls and 2-D convolutions.
+    """
+    make, shape, op = CONV_CLASSES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        gm = make_fx(model, decomposition_table=aten_decompositions())(x)
+    mlir = lower_graph(gm, [], LoweringOptions()).mlir
+    assert op in mlir, mlir
+    assert not re.search(r"linalg\.(conv|depthwise_conv)_\w*_n(g?)c", mlir), "a channels-first convolution is left"
+    assert "linalg.conv_1d" not in mlir and "linalg.conv_3d" not in mlir
+    # No transpose reads a padded or scattered image: the pad/insert runs on the channels-last source.
+    padded = set(re.findall(r"(%\w+) = tensor\.(?:pad|insert_slice)", mlir))
+    transposed = set(re.findall(r"linalg\.transpose ins\((%\w+)", mlir))
+    assert not padded & transposed, (padded & transposed, mlir)
+    compiled = torch.compile(model, backend="mlirforge", options={"eager_if_faster": False})
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)

@@ -105,3 +105,78 @@ func.func @conv_dynamic_batch(%x: tensor<?x2x3x4xf32>, %w: tensor<3x2x2x1xf32>, 
 // CHECK:         linalg.conv_2d_nhwc_hwcf
 // CHECK-SAME:      -> tensor<?x2x4x3xf32>
 // CHECK-NOT:     linalg.conv_2d_nchw_fchw
+
+// -----
+
+// PyTorch's padding: the pad moves below the transpose (a transpose of a
+// padded tensor is a dispatch IREE cannot fuse with the pad), and the old pad
+// is gone.
+func.func @conv_padded(%x: tensor<1x2x3x4xf32>, %w: tensor<3x2x3x3xf32>, %init: tensor<1x3x3x4xf32>) -> tensor<1x3x3x4xf32> {
+  %cst = arith.constant 0.000000e+00 : f32
+  %p = tensor.pad %x low[0, 0, 1, 1] high[0, 0, 1, 1] {
+  ^bb0(%a: index, %b: index, %c: index, %d: index):
+    tensor.yield %cst : f32
+  } : tensor<1x2x3x4xf32> to tensor<1x2x5x6xf32>
+  %conv = linalg.conv_2d_nchw_fchw ins(%p, %w : tensor<1x2x5x6xf32>, tensor<3x2x3x3xf32>) outs(%init : tensor<1x3x3x4xf32>) -> tensor<1x3x3x4xf32>
+  return %conv : tensor<1x3x3x4xf32>
+}
+// CHECK-LABEL: func.func @conv_padded(
+// CHECK-SAME:      %[[X:[^:]+]]: tensor<1x2x3x4xf32>
+// CHECK-NOT:     tensor.pad %[[X]]
+// CHECK:         %[[XT:.+]] = linalg.transpose ins(%[[X]] : tensor<1x2x3x4xf32>) {{.*}} permutation = [0, 2, 3, 1]
+// CHECK:         %[[P:.+]] = tensor.pad %[[XT]] low[0, 1, 1, 0] high[0, 1, 1, 0]
+// CHECK:         } : tensor<1x3x4x2xf32> to tensor<1x5x6x2xf32>
+// CHECK:         linalg.conv_2d_nhwc_hwcf ins(%[[P]], {{.*}} : tensor<1x5x6x2xf32>, tensor<3x3x2x3xf32>)
+// CHECK-NOT:     tensor.pad %[[X]]
+
+// -----
+
+// A transposed convolution reaches us as a strided insert into zeros: the
+// insert, its zero-filled destination and its source all go channels-last.
+func.func @conv_transposed_input(%x: tensor<1x2x3x3xf32>, %w: tensor<3x2x2x2xf32>, %init: tensor<1x3x6x6xf32>) -> tensor<1x3x6x6xf32> {
+  %cst = arith.constant 0.000000e+00 : f32
+  %e = tensor.empty() : tensor<1x2x7x7xf32>
+  %z = linalg.fill ins(%cst : f32) outs(%e : tensor<1x2x7x7xf32>) -> tensor<1x2x7x7xf32>
+  %s = tensor.insert_slice %x into %z[0, 0, 1, 1] [1, 2, 3, 3] [1, 1, 2, 2] : tensor<1x2x3x3xf32> into tensor<1x2x7x7xf32>
+  %conv = linalg.conv_2d_nchw_fchw ins(%s, %w : tensor<1x2x7x7xf32>, tensor<3x2x2x2xf32>) outs(%init : tensor<1x3x6x6xf32>) -> tensor<1x3x6x6xf32>
+  return %conv : tensor<1x3x6x6xf32>
+}
+// CHECK-LABEL: func.func @conv_transposed_input(
+// CHECK-SAME:      %[[X:[^:]+]]: tensor<1x2x3x3xf32>
+// CHECK-DAG:     %[[XT:.+]] = linalg.transpose ins(%[[X]] : tensor<1x2x3x3xf32>) {{.*}} permutation = [0, 2, 3, 1]
+// CHECK-DAG:     %[[Z:.+]] = linalg.fill {{.*}} -> tensor<1x7x7x2xf32>
+// CHECK:         %[[S:.+]] = tensor.insert_slice %[[XT]] into %[[Z]][0, 1, 1, 0] [1, 3, 3, 2] [1, 2, 2, 1]
+// CHECK:         linalg.conv_2d_nhwc_hwcf ins(%[[S]],
+// CHECK-NOT:     tensor<1x2x7x7xf32>
+
+// -----
+
+// 1-D, 3-D, depthwise and grouped convolutions go channels-last too. IREE's
+// CPU codegen is weak on the 1-D and 3-D ops: a static 1-D convolution runs as
+// one matmul per filter tap, a 3-D one as one 2-D convolution per depth tap,
+// each accumulating into the previous one's result.
+func.func @conv_classes(%x1: tensor<1x2x5xf32>, %w1: tensor<3x2x2xf32>, %i1: tensor<1x3x4xf32>,
+                        %x3: tensor<1x2x3x3x3xf32>, %w3: tensor<3x2x2x2x2xf32>, %i3: tensor<1x3x2x2x2xf32>,
+                        %xd: tensor<1x2x3x3xf32>, %wd: tensor<2x2x2xf32>, %id: tensor<1x2x2x2xf32>,
+                        %xg: tensor<1x2x2x3x3xf32>, %wg: tensor<2x3x2x2x2xf32>, %ig: tensor<1x2x3x2x2xf32>)
+    -> (tensor<1x3x4xf32>, tensor<1x3x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x3x2x2xf32>) {
+  %c1 = linalg.conv_1d_ncw_fcw ins(%x1, %w1 : tensor<1x2x5xf32>, tensor<3x2x2xf32>) outs(%i1 : tensor<1x3x4xf32>) -> tensor<1x3x4xf32>
+  %c3 = linalg.conv_3d_ncdhw_fcdhw ins(%x3, %w3 : tensor<1x2x3x3x3xf32>, tensor<3x2x2x2x2xf32>) outs(%i3 : tensor<1x3x2x2x2xf32>) -> tensor<1x3x2x2x2xf32>
+  %cd = linalg.depthwise_conv_2d_nchw_chw ins(%xd, %wd : tensor<1x2x3x3xf32>, tensor<2x2x2xf32>) outs(%id : tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32>
+  %cg = linalg.conv_2d_ngchw_gfchw ins(%xg, %wg : tensor<1x2x2x3x3xf32>, tensor<2x3x2x2x2xf32>) outs(%ig : tensor<1x2x3x2x2xf32>) -> tensor<1x2x3x2x2xf32>
+  return %c1, %c3, %cd, %cg : tensor<1x3x4xf32>, tensor<1x3x2x2x2xf32>, tensor<1x2x2x2xf32>, tensor<1x2x3x2x2xf32>
+}
+// CHECK-LABEL: func.func @conv_classes(
+// CHECK:         %[[INIT1:.+]] = tensor.collapse_shape {{.*}} : tensor<1x4x3xf32> into tensor<4x3xf32>
+// CHECK:         %[[TAP0:.+]] = tensor.extract_slice %{{.+}}[0, 0, 0] [1, 4, 2] [1, 1, 1] : tensor<1x5x2xf32> to tensor<1x4x2xf32>
+// CHECK:         %[[ACC0:.+]] = linalg.matmul ins({{.*}} : tensor<4x2xf32>, tensor<2x3xf32>) outs(%[[INIT1]] : tensor<4x3xf32>)
+// CHECK:         %[[TAP1:.+]] = tensor.extract_slice %{{.+}}[0, 1, 0] [1, 4, 2] [1, 1, 1] : tensor<1x5x2xf32> to tensor<1x4x2xf32>
+// CHECK:         linalg.matmul ins({{.*}} : tensor<4x2xf32>, tensor<2x3xf32>) outs(%[[ACC0]] : tensor<4x3xf32>)
+// CHECK:         %[[INIT3:.+]] = tensor.collapse_shape {{.*}} : tensor<1x2x2x2x3xf32> into tensor<2x2x2x3xf32>
+// CHECK:         %[[D0:.+]] = linalg.conv_2d_nhwc_hwcf {{.*}}ins({{.*}} : tensor<2x3x3x2xf32>, tensor<2x2x2x3xf32>) outs(%[[INIT3]] : tensor<2x2x2x3xf32>)
+// CHECK:         linalg.conv_2d_nhwc_hwcf {{.*}}ins({{.*}} : tensor<2x3x3x2xf32>, tensor<2x2x2x3xf32>) outs(%[[D0]] : tensor<2x2x2x3xf32>)
+// CHECK:         linalg.depthwise_conv_2d_nhwc_hwc {{.*}}ins({{.*}} : tensor<1x3x3x2xf32>, tensor<2x2x2xf32>)
+// CHECK:         linalg.conv_2d_nhwgc_gfhwc {{.*}}ins({{.*}} : tensor<1x3x3x2x2xf32>, tensor<2x3x2x2x2xf32>)
+// CHECK-NOT:     linalg.conv_1d
+// CHECK-NOT:     linalg.conv_3d
+// CHECK-NOT:     linalg.conv_2d_ngchw
