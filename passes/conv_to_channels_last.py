@@ -118,10 +118,13 @@ class ConvToChannelsLastPass(ForgePass):
                 linalg.fill_builtin_region(conv_op.operation)
                 out = conv_op.result
             result = _transpose(out, _inverse(cls.image_perm))
+        # The producers the rewrite bypassed, gathered before anything is erased: the image's and
+        # the init's chains can share ops (a transposed convolution's zero fill is both the
+        # scatter's destination and the init), and an erased op must not be visited again.
+        bypassed = _producer_chain(image) + _producer_chain(init)
         op.results[0].replace_all_uses_with(result)
         op.erase()
-        for value in (image, init):
-            _erase_if_dead(value)
+        _erase_dead(bypassed)
 
 
 def channels_first_convs(module) -> list:
@@ -148,21 +151,40 @@ def convs_to_channels_last(mlir_text: str, debug_info: bool = False) -> str:
                                 triggers=tuple(_CONV_CLASSES))
 
 
-def _erase_if_dead(value: "ir.Value") -> None:
-    """Erase the pad/insert/fill chain that produced `value` once nothing reads it."""
+_BYPASSABLE = ("tensor.pad", "tensor.insert_slice", "linalg.fill", "tensor.empty")
+
+
+def _producer_chain(value: "ir.Value") -> list:
+    """The pad/insert/fill/empty ops that `_channels_last` may have bypassed to produce `value`."""
     owner = value.owner if isinstance(value, ir.OpResult) else None
-    if owner is None or owner.name not in ("tensor.pad", "tensor.insert_slice", "linalg.fill", "tensor.empty"):
-        return
-    if any(True for _ in owner.results[0].uses):
-        return
-    operands = list(owner.operands)
-    owner.erase()
-    for operand in operands:
-        _erase_if_dead(operand)
+    if owner is None or owner.name not in _BYPASSABLE:
+        return []
+    chain = [owner]
+    for operand in owner.operands:
+        chain += _producer_chain(operand)
+    return chain
+
+
+def _erase_dead(ops: list) -> None:
+    """Erase each op of `ops` (duplicates allowed) once nothing reads it, users before producers."""
+    alive = []
+    for op in ops:
+        if not any(op == seen for seen in alive):
+            alive.append(op)
+    erased = True
+    while erased:
+        erased = False
+        for op in list(alive):
+            if not any(True for _ in op.results[0].uses):
+                alive.remove(op)
+                op.erase()
+                erased = True
 
 
 def _all_static(*values) -> bool:
-    return all(ir.RankedTensorType(v.type).has_static_shape for v in values)
+    """Static and non-empty: the per-tap rewrites build static slices (a zero-size one is out of bounds)."""
+    return all(ir.RankedTensorType(v.type).has_static_shape and 0 not in ir.RankedTensorType(v.type).shape
+               for v in values)
 
 
 def _conv_3d_as_2d_taps(image, filt, init, strides, dilations) -> "ir.Value":
@@ -181,10 +203,11 @@ def _conv_3d_as_2d_taps(image, filt, init, strides, dilations) -> "ir.Value":
     kd_taps, kh, kw, _, f = ir.RankedTensorType(filt.type).shape
     _, d_out, h_out, w_out, _ = ir.RankedTensorType(init.type).shape
     element = ir.RankedTensorType(image.type).element_type
+    acc_element = ir.RankedTensorType(init.type).element_type  # f16/bf16 convolutions accumulate in f32
     s = _ints(strides, 3)
     dl = _ints(dilations, 3)
     fold = [[0, 1], [2], [3], [4]]
-    acc = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * d_out, h_out, w_out, f], element), init,
+    acc = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * d_out, h_out, w_out, f], acc_element), init,
                                  _reassociation(fold)).result
     for kd in range(kd_taps):
         depth_slice = tensor.ExtractSliceOp(
@@ -193,13 +216,13 @@ def _conv_3d_as_2d_taps(image, filt, init, strides, dilations) -> "ir.Value":
         batch = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * d_out, hp, wp, c], element), depth_slice,
                                        _reassociation(fold)).result
         tap = tensor.ExtractSliceOp(
-            ir.RankedTensorType.get([kh, kw, c, f], element), filt, [], [], [],
+            ir.RankedTensorType.get([kh, kw, c, f], ir.RankedTensorType(filt.type).element_type), filt, [], [], [],
             [kd, 0, 0, 0, 0], [1, kh, kw, c, f], [1, 1, 1, 1, 1]).result
         conv = linalg.Conv2DNhwcHwcfOp([acc.type], [batch, tap], [acc],
                                        strides=_vector_attr(s[1:]), dilations=_vector_attr(dl[1:]))
         linalg.fill_builtin_region(conv.operation)
         acc = conv.result
-    return tensor.ExpandShapeOp(ir.RankedTensorType.get([n, d_out, h_out, w_out, f], element), acc,
+    return tensor.ExpandShapeOp(ir.RankedTensorType.get([n, d_out, h_out, w_out, f], acc_element), acc,
                                 _reassociation(fold), [], [n, d_out, h_out, w_out, f]).result
 
 
@@ -218,18 +241,21 @@ def _conv_1d_as_matmul_taps(image, filt, init, strides, dilations) -> "ir.Value"
     taps, _, f = ir.RankedTensorType(filt.type).shape
     _, w_out, _ = ir.RankedTensorType(init.type).shape
     element = ir.RankedTensorType(image.type).element_type
+    acc_element = ir.RankedTensorType(init.type).element_type  # f16/bf16 convolutions accumulate in f32
     (s,), (dl,) = _ints(strides, 1), _ints(dilations, 1)
     fold = [[0, 1], [2]]
-    acc = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * w_out, f], element), init, _reassociation(fold)).result
+    acc = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * w_out, f], acc_element), init,
+                                 _reassociation(fold)).result
     for k in range(taps):
         rows = tensor.ExtractSliceOp(ir.RankedTensorType.get([n, w_out, c], element), image, [], [], [],
                                      [0, k * dl, 0], [n, w_out, c], [1, s, 1]).result
         lhs = tensor.CollapseShapeOp(ir.RankedTensorType.get([n * w_out, c], element), rows,
                                      _reassociation(fold)).result
-        rhs = tensor.ExtractSliceOp(ir.RankedTensorType.get([c, f], element), filt, [], [], [],
+        rhs = tensor.ExtractSliceOp(ir.RankedTensorType.get([c, f], ir.RankedTensorType(filt.type).element_type),
+                                    filt, [], [], [],
                                     [k, 0, 0], [1, c, f], [1, 1, 1]).result
         acc = linalg.matmul(lhs, rhs, outs=[acc])
-    return tensor.ExpandShapeOp(ir.RankedTensorType.get([n, w_out, f], element), acc, _reassociation(fold), [],
+    return tensor.ExpandShapeOp(ir.RankedTensorType.get([n, w_out, f], acc_element), acc, _reassociation(fold), [],
                                 [n, w_out, f]).result
 
 
@@ -313,10 +339,8 @@ def _static_pad(op) -> bool:
     ops = list(body.operations)
     if len(ops) != 1 or ops[0].name != "tensor.yield":
         return False
-    yielded = ops[0].operands[0]
-    return not (isinstance(yielded, ir.BlockArgument) and yielded.owner == body) and not (
-        isinstance(yielded, ir.OpResult) and yielded.owner.parent == op
-    )
+    yielded = ops[0].operands[0]  # the body is only the yield: anything but its own index arguments
+    return not (isinstance(yielded, ir.BlockArgument) and yielded.owner == body)
 
 
 def _static_slice(op) -> bool:
