@@ -27,6 +27,10 @@ from mlirforge.timing import interleaved_times, median_us
 
 log = logging.getLogger("mlirforge")
 
+# Other processes' share of the CPU above which a timing is flagged as unreliable: 10% of a
+# 2-core machine is a neighbour busy a fifth of the time, enough to move eager by 10-20%.
+BUSY_SHARE = 0.10
+
 
 @dataclasses.dataclass
 class CompileSummary:
@@ -39,6 +43,10 @@ class CompileSummary:
     matches_eager: bool | None = None
     eager_us: float | None = None
     compiled_us: float | None = None
+    vs_eager: tuple[float, float, float] | None = None
+    """(eager median / mlirforge median, 95% CI low, high): interleaved rounds, paired bootstrap."""
+    other_cpu_share: float | None = None
+    """Share of the machine's CPU time other processes used while this was timed."""
     check_message: str = ""
 
     def lines(self) -> list[str]:
@@ -51,11 +59,14 @@ class CompileSummary:
         if self.matches_eager is not None:
             verdict = "matches eager" if self.matches_eager else f"DOES NOT match eager: {self.check_message}"
             out.append(f"check         {verdict} (max abs error {self.max_abs_error:.3g}; inputs checked unchanged)")
-        if self.eager_us is not None and self.compiled_us is not None:
-            out.append(
-                f"time/call     eager {self.eager_us:.1f} us, mlirforge {self.compiled_us:.1f} us "
-                f"({self.eager_us / self.compiled_us:.2f}x eager)"
-            )
+        if self.eager_us is not None and self.compiled_us is not None and self.vs_eager is not None:
+            ratio, low, high = self.vs_eager
+            out.append(f"time/call     eager {self.eager_us:.1f} us, mlirforge {self.compiled_us:.1f} us "
+                       "(medians of interleaved rounds)")
+            out.append(f"speedup       {ratio:.2f}x vs eager (95% CI {low:.2f}-{high:.2f}); this process, interleaved")
+            if self.other_cpu_share is not None and self.other_cpu_share > BUSY_SHARE:
+                out.append(f"warning       other processes used {100 * self.other_cpu_share:.0f}% of the CPU while "
+                           "this was timed: the times and the ratio are unreliable; time again on a quiet machine")
         return out
 
 
@@ -98,8 +109,13 @@ def compile_model(
                 summary.matches_eager, summary.max_abs_error = check.ok, check.max_abs_error
                 summary.check_message = check.message
             if time_it:
-                eager_t, ours_t = interleaved_times([lambda: model(*inputs), lambda: artifact(*inputs)])
+                from mlirforge.benchmarking import OtherCpu, paired_bootstrap
+
+                with OtherCpu() as other:  # a busy neighbour skews eager (all cores) far more than IREE
+                    eager_t, ours_t = interleaved_times([lambda: model(*inputs), lambda: artifact(*inputs)])
                 summary.eager_us, summary.compiled_us = median_us(eager_t), median_us(ours_t)
+                summary.vs_eager = (summary.eager_us / summary.compiled_us, *paired_bootstrap(eager_t, ours_t))
+                summary.other_cpu_share = other.share
     return summary
 
 
@@ -141,10 +157,6 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike
                         ", ".join(str(i) for i in written))
     return result.seconds
 
-
-# Other processes' share of the CPU above which a timing is flagged as unreliable: 10% of a
-# 2-core machine is a neighbour busy a fifth of the time, enough to move eager by 10-20%.
-BUSY_SHARE = 0.10
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_compile_model_file_to_artifact_and_load(tmp_path, name):
     proc = run_cli("compile", EXAMPLES / f"{name}.py", "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "matches eager" in proc.stdout
+    # The user is told a paired ratio with its CI, not two medians to divide.
+    speedup = re.search(r"speedup +([\d.]+)x vs eager \(95% CI ([\d.]+)-([\d.]+)\)", proc.stdout)
+    assert speedup, proc.stdout
+    assert float(speedup[2]) <= float(speedup[3])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tool_versions"]["iree-base-compiler"] == "3.13.0"
     assert (out / "module.vmfb").stat().st_size > 0
