@@ -109,12 +109,12 @@ def compile_model(
                 summary.matches_eager, summary.max_abs_error = check.ok, check.max_abs_error
                 summary.check_message = check.message
             if time_it:
-                from mlirforge.benchmarking import OtherCpu, paired_bootstrap
+                from mlirforge.benchmarking import OtherCpu, paired_ratio
 
                 with OtherCpu() as other:  # a busy neighbour skews eager (all cores) far more than IREE
                     eager_t, ours_t = interleaved_times([lambda: model(*inputs), lambda: artifact(*inputs)])
                 summary.eager_us, summary.compiled_us = median_us(eager_t), median_us(ours_t)
-                summary.vs_eager = (summary.eager_us / summary.compiled_us, *paired_bootstrap(eager_t, ours_t))
+                summary.vs_eager = paired_ratio(eager_t, ours_t)
                 summary.other_cpu_share = other.share
     return summary
 
@@ -156,7 +156,6 @@ def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike
                         "arguments); callers must pass copies they do not need back", path, function,
                         ", ".join(str(i) for i in written))
     return result.seconds
-
 
 
 @dataclasses.dataclass

@@ -38,7 +38,7 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 20, inner: int = 1
                        archive=Path(artifact_dir) / params if params else None, copy_inputs=baseline.copy_inputs())
     model, inputs = problem.model, problem.inputs
     order = artifact.manifest.module_inputs
-    from mlirforge.benchmarking import OtherCpu, paired_bootstrap
+    from mlirforge.benchmarking import OtherCpu, paired_ratio
 
     with torch.no_grad():
         check = check_against_eager(artifact, model, inputs)
@@ -51,13 +51,10 @@ def measure(model_file: str, artifact_dir: str, rounds: int = 20, inner: int = 1
 
     eager, unoptimized, optimized = (median_us(s) for s in samples)
 
-    def ratio(base, other) -> list[float]:
-        """[median ratio, 95% CI low, high]: rounds were taken back to back, so they pair."""
-        return [median_us(base) / median_us(other), *paired_bootstrap(base, other)]
-
     return {"matches_eager": ok, "max_abs_error": err, "message": msg, "eager_us": eager,
             "unoptimized_us": unoptimized, "optimized_us": optimized,
-            "vs_unoptimized": ratio(samples[1], samples[2]), "vs_eager": ratio(samples[0], samples[2]),
+            "vs_unoptimized": list(paired_ratio(samples[1], samples[2])),
+            "vs_eager": list(paired_ratio(samples[0], samples[2])),
             "other_cpu_share": other.share}
 
 
