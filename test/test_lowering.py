@@ -225,7 +225,11 @@ CONV_CLASSES = {
     "3d_strided_dilated": (lambda: torch.nn.Conv3d(3, 5, (3, 2, 2), stride=(2, 1, 2), padding=(2, 1, 0),
                                                    dilation=(2, 1, 1)), (2, 3, 7, 5, 6), "linalg.conv_2d_nhwc_hwcf"),
     "depthwise": (lambda: torch.nn.Conv2d(4, 4, 3, padding=1, groups=4), (2, 4, 6, 6), "linalg.depthwise_conv_2d_nhwc_hwc"),
-    "grouped": (lambda: torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 6, 5), "linalg.conv_2d_nhwgc_gfhwc"),
+    # Grouped: one batch matmul over the groups per filter tap.
+    "grouped": (lambda: torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 6, 5), "linalg.batch_matmul"),
+    "grouped_strided_dilated": (lambda: torch.nn.Conv2d(6, 9, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(1, 2),
+                                                        groups=3), (1, 6, 8, 7), "linalg.batch_matmul"),
+    "grouped_bf16": (lambda: torch.nn.Conv2d(4, 4, 2, groups=2).bfloat16(), (1, 4, 4, 3), "linalg.batch_matmul"),
     "transposed": (lambda: torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1), (2, 4, 5, 5),
                    "linalg.conv_2d_nhwc_hwcf"),
     # One zero fill is both the scatter's destination and the init: the bypassed chains overlap.
@@ -241,7 +245,8 @@ CONV_CLASSES = {
 def test_default_lowering_runs_convolutions_channels_last_and_stays_equal(name):
     """The channels-last stage rewrites every convolution class and moves the transpose above the padding.
 
-    1-D and 3-D convolutions leave no 1-D/3-D op: they run as per-tap matmuls and 2-D convolutions.
+    1-D, 3-D and grouped convolutions leave no 1-D/3-D/grouped op: they run as per-tap matmuls, 2-D
+    convolutions and batch matmuls.
     """
     make, shape, op = CONV_CLASSES[name]
     torch.manual_seed(0)
@@ -252,7 +257,7 @@ def test_default_lowering_runs_convolutions_channels_last_and_stays_equal(name):
     mlir = lower_graph(gm, [], LoweringOptions()).mlir
     assert op in mlir, mlir
     assert not re.search(r"linalg\.(conv|depthwise_conv)_\w*_n(g?)c", mlir), "a channels-first convolution is left"
-    assert "linalg.conv_1d" not in mlir and "linalg.conv_3d" not in mlir
+    assert "linalg.conv_1d" not in mlir and "linalg.conv_3d" not in mlir and "linalg.conv_2d_nhwgc" not in mlir
     # No transpose reads a padded or scattered image: the pad/insert runs on the channels-last source.
     padded = set(re.findall(r"(%\w+) = tensor\.(?:pad|insert_slice)", mlir))
     transposed = set(re.findall(r"linalg\.transpose ins\((%\w+)", mlir))

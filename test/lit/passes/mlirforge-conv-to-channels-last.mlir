@@ -154,6 +154,7 @@ func.func @conv_transposed_input(%x: tensor<1x2x3x3xf32>, %w: tensor<3x2x2x2xf32
 // 1-D, 3-D, depthwise and grouped convolutions go channels-last too. IREE's
 // CPU codegen is weak on the 1-D and 3-D ops: a static 1-D convolution runs as
 // one matmul per filter tap, a 3-D one as one 2-D convolution per depth tap,
+// a grouped one as one batch matmul over the groups per filter tap,
 // each accumulating into the previous one's result.
 func.func @conv_classes(%x1: tensor<1x2x5xf32>, %w1: tensor<3x2x2xf32>, %i1: tensor<1x3x4xf32>,
                         %x3: tensor<1x2x3x3x3xf32>, %w3: tensor<3x2x2x2x2xf32>, %i3: tensor<1x3x2x2x2xf32>,
@@ -176,7 +177,15 @@ func.func @conv_classes(%x1: tensor<1x2x5xf32>, %w1: tensor<3x2x2xf32>, %i1: ten
 // CHECK:         %[[D0:.+]] = linalg.conv_2d_nhwc_hwcf {{.*}}ins({{.*}} : tensor<2x3x3x2xf32>, tensor<2x2x2x3xf32>) outs(%[[INIT3]] : tensor<2x2x2x3xf32>)
 // CHECK:         linalg.conv_2d_nhwc_hwcf {{.*}}ins({{.*}} : tensor<2x3x3x2xf32>, tensor<2x2x2x3xf32>) outs(%[[D0]] : tensor<2x2x2x3xf32>)
 // CHECK:         linalg.depthwise_conv_2d_nhwc_hwc {{.*}}ins({{.*}} : tensor<1x3x3x2xf32>, tensor<2x2x2xf32>)
-// CHECK:         linalg.conv_2d_nhwgc_gfhwc {{.*}}ins({{.*}} : tensor<1x3x3x2x2xf32>, tensor<2x3x2x2x2xf32>)
+// CHECK:         %[[INITG:.+]] = tensor.collapse_shape {{.*}} : tensor<2x1x2x2x3xf32> into tensor<2x4x3xf32>
+// CHECK:         %[[WIN0:.+]] = tensor.extract_slice %{{.+}}[0, 0, 0, 0, 0] [2, 1, 2, 2, 2] [1, 1, 1, 1, 1] : tensor<2x1x3x3x2xf32> to tensor<2x1x2x2x2xf32>
+// CHECK:         %[[G0:.+]] = linalg.batch_matmul ins({{.*}} : tensor<2x4x2xf32>, tensor<2x2x3xf32>) outs(%[[INITG]] : tensor<2x4x3xf32>)
+// CHECK:         tensor.extract_slice %{{.+}}[0, 0, 0, 1, 0] [2, 1, 2, 2, 2] [1, 1, 1, 1, 1] : tensor<2x1x3x3x2xf32> to tensor<2x1x2x2x2xf32>
+// CHECK:         %[[G1:.+]] = linalg.batch_matmul ins({{.*}} : tensor<2x4x2xf32>, tensor<2x2x3xf32>) outs(%[[G0]] : tensor<2x4x3xf32>)
+// CHECK:         %[[G2:.+]] = linalg.batch_matmul ins({{.*}}) outs(%[[G1]] : tensor<2x4x3xf32>)
+// CHECK:         %[[G3:.+]] = linalg.batch_matmul ins({{.*}}) outs(%[[G2]] : tensor<2x4x3xf32>)
+// CHECK:         tensor.expand_shape %[[G3]] {{.*}} : tensor<2x4x3xf32> into tensor<2x1x2x2x3xf32>
 // CHECK-NOT:     linalg.conv_1d
 // CHECK-NOT:     linalg.conv_3d
 // CHECK-NOT:     linalg.conv_2d_ngchw
+// CHECK-NOT:     linalg.conv_2d_nhwgc
