@@ -136,18 +136,31 @@ def _read_text(path: str | Path) -> str:
         raise UserError(f"{path}: cannot read: {exc}") from None
 
 
-def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike = None) -> float:
-    """`mlirforge compile in.mlir -o out.vmfb`; returns seconds spent.
+def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike = None,
+                      target: str = "host") -> float:
+    """`mlirforge compile in.mlir -o out.vmfb [--target T]`; returns seconds spent.
 
+    `target`: `host` (this CPU, llvm-cpu), `cuda:sm_XX` (a named NVIDIA GPU; no GPU needed to compile;
+    run the vmfb on IREE's `cuda` driver) or `cuda` (the visible GPU); see `lowering.target.parse_target`.
+    A GPU newer than IREE's CUDA target knows gets the newest PTX it knows, with a warning.
     Diagnostics name `path` (`file:line:col: error: ...`); nothing is written
-    unless compilation succeeds.
+    unless compilation succeeds. UserError for a bad target.
     """
+    from mlirforge.lowering.target import CudaTarget, parse_target
+
     config = CompileConfig.resolve(config)
     path, out_path = Path(path), Path(out_path)
+    try:
+        where = parse_target(target)
+    except ValueError as exc:
+        raise UserError(f"--target: {exc}") from None
+    if isinstance(where, CudaTarget) and where.arch != where.requested:
+        log.warning("the installed IREE has no CUDA target for %s; compiling PTX for %s, which the CUDA driver "
+                    "JIT-compiles for the GPU", where.requested, where.arch)
     text = _read_text(path)
     opts = config.lowering
     cache = ModuleCache() if opts.use_cache else None
-    result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path))
+    result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path), target=where)
     atomic_write_bytes(out_path, result.vmfb)
     for function, written in sorted(result.written_inputs.items()):
         if written:

@@ -48,6 +48,9 @@ def _cmd_compile(args, parser) -> int:
     if not src.is_file():
         parser.error(f"{src}: no such file")
     config = _config_from_args(args)
+    if src.suffix == ".py" and args.target != "host":
+        parser.error(f"--target {args.target}: only .mlir inputs compile for another target so far (a model "
+                     "file's artifact is checked against eager PyTorch on this machine's CPU)")
     if src.suffix == ".py":
         print(f"mlirforge: compiling {src} (torch.export -> torch-mlir -> IREE llvm-cpu)", file=sys.stderr)
         summary = api.compile_model_file(src, args.output, config, verify=not args.no_check, time_it=not args.no_check)
@@ -59,7 +62,7 @@ def _cmd_compile(args, parser) -> int:
         return 0
     if src.suffix not in (".mlir", ".mlirbc"):
         parser.error(f"{src}: expected a .py model file or a .mlir file")
-    seconds = api.compile_mlir_file(src, args.output, config)
+    seconds = api.compile_mlir_file(src, args.output, config, target=args.target)
     print(f"wrote {args.output} ({seconds:.2f} s)")
     return 0
 
@@ -208,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--driver", choices=["auto", "local-sync", "local-task"],
                       help="IREE driver (default auto: the faster of the two for this model, timed on first calls)")
     comp.add_argument("--iree-flag", action="append", metavar="FLAG", help="extra iree-compile flag (repeatable); replaces the defaults")
+    comp.add_argument("--target", default="host",
+                      help="what a .mlir input compiles for: host (this CPU, the default), cuda:sm_XX (a named "
+                           "NVIDIA GPU, no GPU needed; run on IREE's cuda driver) or cuda (the visible GPU)")
     comp.add_argument("--no-cache", action="store_true", help="do not read or write the module cache")
     comp.add_argument("--no-check", action="store_true", help="skip the comparison and timing against eager")
     comp.set_defaults(func=_cmd_compile)

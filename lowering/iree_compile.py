@@ -25,7 +25,7 @@ from pathlib import Path
 from mlirforge.lowering.aliasing import written_inputs
 from mlirforge.lowering.fx_import import unsupported_ops_in
 from mlirforge.lowering.stages import cache_root, pipeline_fingerprint, stage_failure
-from mlirforge.lowering.target import host_cpu
+from mlirforge.lowering.target import CpuTarget, CudaTarget, host_cpu
 
 log = logging.getLogger("mlirforge.lowering")
 
@@ -62,10 +62,11 @@ def iree_compile_tool() -> str:
 SEMANTIC_FLAGS: tuple[str, ...] = ("--iree-input-demote-f64-to-f32=false",)
 
 
-def compile_flags(form: str, extra_flags: Sequence[str]) -> list[str]:
-    """Full iree-compile flags for the host CPU and an input form (`extra_flags` last, so they win)."""
+def compile_flags(form: str, extra_flags: Sequence[str], target: CpuTarget | CudaTarget | None = None) -> list[str]:
+    """Full iree-compile flags for `target` (default: the host CPU) and an input form (`extra_flags` last, so
+    they win)."""
     return [
-        *host_cpu().iree_flags(),
+        *(target or host_cpu()).iree_flags(),
         f"--iree-input-type={INPUT_TYPES[form]}",
         *SEMANTIC_FLAGS,
         *extra_flags,
@@ -126,15 +127,16 @@ def compile_mlir(
     cache: ModuleCache | None = None,
     source_name: str = "input.mlir",
     timeout_s: float | None = None,
+    target: CpuTarget | CudaTarget | None = None,
 ) -> CompileResult:
-    """Compile MLIR text for the host CPU; returns the vmfb and how it was obtained.
+    """Compile MLIR text for `target` (default: the host CPU); returns the vmfb and how it was obtained.
 
     Raises `LoweringError` (stage `iree-compile`) with IREE's diagnostics,
     rewritten to name `source_name`, and a reproducer directory. `timeout_s`
     bounds the compile (candidates from a proposer are untrusted: an absurd
     tile size can make IREE compile for hours).
     """
-    flags = compile_flags(form, extra_flags)
+    flags = compile_flags(form, extra_flags, target)
     key = module_key(mlir_text, flags)
     start = time.perf_counter()
     if cache is not None:

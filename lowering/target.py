@@ -1,4 +1,4 @@
-"""What we compile for: the host CPU (llvm-cpu) and its IREE flags.
+"""What we compile for: the host CPU (llvm-cpu) or a named NVIDIA GPU (IREE's CUDA target), and its IREE flags.
 
 The CPU's identity (model name and ISA features) goes into cache keys because
 `--iree-llvmcpu-target-cpu=host` bakes the host's features into the vmfb: a
@@ -110,3 +110,71 @@ def host_cpu() -> CpuTarget:
         l2_bytes=_cache_size(2, "Unified"),
         l3_bytes=_cache_size(3, "Unified"),
     )
+
+
+IREE_CUDA_CAPABILITIES: tuple[int, ...] = (70, 75, 80, 86, 89)
+"""Compute capabilities (sm_XX) the installed IREE's CUDA target knows. Measured with iree-compile 3.13
+on a 1024^2 matmul: sm_70/75/80/86/89 compile; sm_90, sm_90a and sm_100 fail with "missing GPU target in
+#hal.executable.target" (IREE's known-target table stops before Hopper: iree-org/iree#22147). IREE embeds
+PTX, which the CUDA driver JIT-compiles for a newer GPU, so a newer GPU is given the newest of these."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaTarget:
+    """An NVIDIA GPU as iree-compile targets it: `arch` is what it is told, `requested` what was asked for."""
+
+    arch: str
+    """`sm_XX` passed as `--iree-cuda-target`, one of `IREE_CUDA_CAPABILITIES`."""
+    requested: str
+    """The architecture asked for (`sm_90` for an H100/H200); differs from `arch` when IREE lacks it."""
+
+    driver: str = "cuda"
+    """The IREE HAL driver that runs what is compiled for it."""
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"cuda|{self.arch}".encode()).hexdigest()[:16]
+
+    def iree_flags(self) -> list[str]:
+        return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={self.arch}"]
+
+    def describe(self) -> dict[str, object]:
+        return {"arch": self.arch, "requested": self.requested, "driver": self.driver,
+                "fingerprint": self.fingerprint}
+
+
+def cuda_target(arch: str) -> CudaTarget:
+    """The CUDA target for `arch` (`sm_80`, `sm_90a` or a bare `80`): the newest capability IREE knows that is
+    not newer than it. ValueError for another spelling or a GPU older than sm_70 (IREE's oldest)."""
+    text = arch.strip().lower()
+    digits = text[3:] if text.startswith("sm_") else text
+    digits = digits[:-1] if digits.endswith("a") else digits  # sm_90a: Hopper's arch-specific features
+    if not digits.isdigit():
+        raise ValueError(f"CUDA architecture {arch!r}: expected sm_XX (e.g. sm_80, sm_90)")
+    capability = int(digits)
+    known = [c for c in IREE_CUDA_CAPABILITIES if c <= capability]
+    if not known:
+        raise ValueError(f"CUDA architecture {arch!r}: IREE's CUDA target starts at sm_{IREE_CUDA_CAPABILITIES[0]}")
+    return CudaTarget(arch=f"sm_{known[-1]}", requested=f"sm_{digits}" + ("a" if text.endswith("a") else ""))
+
+
+TARGET_SPELLINGS = "host (this CPU, llvm-cpu), cuda:sm_XX (a named NVIDIA GPU) or cuda (the visible GPU)"
+
+
+def parse_target(text: str) -> CpuTarget | CudaTarget:
+    """`host` -> `host_cpu()`; `cuda:sm_XX` -> `cuda_target`; `cuda` -> the first visible GPU's capability (as
+    torch reports it). ValueError naming `text` otherwise, or for `cuda` when no GPU is visible."""
+    kind, _, arch = text.strip().partition(":")
+    if kind in ("host", "cpu", "llvm-cpu") and not arch:
+        return host_cpu()
+    if kind == "cuda" and arch:
+        return cuda_target(arch)
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("target 'cuda': no CUDA GPU is visible here; name one to compile for it "
+                             "without a GPU (cuda:sm_80)")
+        major, minor = torch.cuda.get_device_capability(0)
+        return cuda_target(f"sm_{major}{minor}")
+    raise ValueError(f"unknown target {text!r}; expected {TARGET_SPELLINGS}")
