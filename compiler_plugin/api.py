@@ -19,6 +19,7 @@ ConfigLike = CompileConfig | dict | None
 from mlirforge.kernelbench import load_model_file
 from mlirforge.lowering.errors import UserError
 from mlirforge.lowering.iree_compile import ModuleCache, compile_mlir
+from mlirforge.lowering.target import CpuTarget, CudaTarget, parse_target
 from mlirforge.lowering.torch_export import export_model
 from mlirforge.evidence import BaselineRecord, OptimizationRecord, RewriteRecord
 from mlirforge.manifest import Manifest
@@ -137,31 +138,40 @@ def _read_text(path: str | Path) -> str:
 
 
 def compile_mlir_file(path: str | Path, out_path: str | Path, config: ConfigLike = None,
-                      target: str = "host") -> float:
+                      target: str | CpuTarget | CudaTarget = "host") -> float:
     """`mlirforge compile in.mlir -o out.vmfb [--target T]`; returns seconds spent.
 
     `target`: `host` (this CPU, llvm-cpu), `cuda:sm_XX` (a named NVIDIA GPU; no GPU needed to compile;
     run the vmfb on IREE's `cuda` driver) or `cuda` (the visible GPU); see `lowering.target.parse_target`.
-    A GPU newer than IREE's CUDA target knows gets the newest PTX it knows, with a warning.
+    A GPU the installed IREE has no entry for gets the newest PTX it knows, with a warning. A CUDA build
+    leaves out the CPU's default flags (`lowering.options.DEFAULT_IREE_FLAGS`, measured for llvm-cpu);
+    flags the user set are passed as they are, after the target's, so `--iree-cuda-target` there wins.
     Diagnostics name `path` (`file:line:col: error: ...`); nothing is written
-    unless compilation succeeds. UserError for a bad target.
+    unless compilation succeeds. UserError for a bad target or an output path that cannot be written.
     """
-    from mlirforge.lowering.target import CudaTarget, parse_target
+    from mlirforge.lowering.options import DEFAULT_IREE_FLAGS
 
     config = CompileConfig.resolve(config)
     path, out_path = Path(path), Path(out_path)
-    try:
-        where = parse_target(target)
-    except ValueError as exc:
-        raise UserError(f"--target: {exc}") from None
-    if isinstance(where, CudaTarget) and where.arch != where.requested:
+    if isinstance(target, str):
+        try:
+            target = parse_target(target)
+        except ValueError as exc:
+            raise UserError(f"--target: {exc}") from None
+    if isinstance(target, CudaTarget) and target.arch != target.requested:
         log.warning("the installed IREE has no CUDA target for %s; compiling PTX for %s, which the CUDA driver "
-                    "JIT-compiles for the GPU", where.requested, where.arch)
+                    "JIT-compiles for the GPU", target.requested, target.arch)
     text = _read_text(path)
     opts = config.lowering
+    flags = opts.iree_flags
+    if isinstance(target, CudaTarget) and tuple(flags) == DEFAULT_IREE_FLAGS:
+        flags = ()
     cache = ModuleCache() if opts.use_cache else None
-    result = compile_mlir(text, "auto", opts.iree_flags, cache, source_name=str(path), target=where)
-    atomic_write_bytes(out_path, result.vmfb)
+    result = compile_mlir(text, "auto", flags, cache, source_name=str(path), target=target)
+    try:
+        atomic_write_bytes(out_path, result.vmfb)
+    except OSError as exc:
+        raise UserError(f"{out_path}: cannot write the vmfb: {exc.strerror or exc}") from None
     for function, written in sorted(result.written_inputs.items()):
         if written:
             # A bare vmfb has no runtime of ours around it to pass copies.

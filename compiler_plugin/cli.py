@@ -48,8 +48,14 @@ def _cmd_compile(args, parser) -> int:
     if not src.is_file():
         parser.error(f"{src}: no such file")
     config = _config_from_args(args)
-    if src.suffix == ".py" and args.target != "host":
-        parser.error(f"--target {args.target}: only .mlir inputs compile for another target so far (a model "
+    from mlirforge.lowering.target import CudaTarget, parse_target
+
+    try:
+        target = parse_target(args.target)
+    except ValueError as exc:
+        raise UserError(f"--target: {exc}") from None
+    if src.suffix == ".py" and isinstance(target, CudaTarget):
+        parser.error(f"--target {args.target}: only .mlir inputs compile for a GPU so far (a model "
                      "file's artifact is checked against eager PyTorch on this machine's CPU)")
     if src.suffix == ".py":
         print(f"mlirforge: compiling {src} (torch.export -> torch-mlir -> IREE llvm-cpu)", file=sys.stderr)
@@ -62,7 +68,7 @@ def _cmd_compile(args, parser) -> int:
         return 0
     if src.suffix not in (".mlir", ".mlirbc"):
         parser.error(f"{src}: expected a .py model file or a .mlir file")
-    seconds = api.compile_mlir_file(src, args.output, config, target=args.target)
+    seconds = api.compile_mlir_file(src, args.output, config, target=target)
     print(f"wrote {args.output} ({seconds:.2f} s)")
     return 0
 

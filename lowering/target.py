@@ -1,4 +1,4 @@
-"""What we compile for: the host CPU (llvm-cpu) or a named NVIDIA GPU (IREE's CUDA target), and its IREE flags.
+"""What we compile for: the host CPU (llvm-cpu) or a named NVIDIA GPU (IREE's CUDA target), and their IREE flags.
 
 The CPU's identity (model name and ISA features) goes into cache keys because
 `--iree-llvmcpu-target-cpu=host` bakes the host's features into the vmfb: a
@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 from pathlib import Path
 
 # Features that matter to generated code; the rest of /proc/cpuinfo's flags
@@ -112,11 +113,14 @@ def host_cpu() -> CpuTarget:
     )
 
 
-IREE_CUDA_CAPABILITIES: tuple[int, ...] = (70, 75, 80, 86, 89)
+IREE_CUDA_CAPABILITIES: tuple[int, ...] = (60, 61, 70, 72, 75, 80, 86, 87, 89, 120, 121)
 """Compute capabilities (sm_XX) the installed IREE's CUDA target knows. Measured with iree-compile 3.13
-on a 1024^2 matmul: sm_70/75/80/86/89 compile; sm_90, sm_90a and sm_100 fail with "missing GPU target in
-#hal.executable.target" (IREE's known-target table stops before Hopper: iree-org/iree#22147). IREE embeds
-PTX, which the CUDA driver JIT-compiles for a newer GPU, so a newer GPU is given the newest of these."""
+on a matmul: these compile; sm_52, sm_90, sm_90a, sm_100 and sm_100a-110 fail with "missing GPU target in
+#hal.executable.target" (no entry in IREE's known-target table for Hopper and data-centre Blackwell:
+iree-org/iree#22147). IREE embeds PTX, which the CUDA driver JIT-compiles for a newer GPU, so a GPU
+without an entry is given the newest entry not newer than it (an H100/H200, sm_90, gets sm_89)."""
+
+_CUDA_ARCH = re.compile(r"sm_(\d{2,3})(a?)", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,31 +135,22 @@ class CudaTarget:
     driver: str = "cuda"
     """The IREE HAL driver that runs what is compiled for it."""
 
-    @property
-    def fingerprint(self) -> str:
-        return hashlib.sha256(f"cuda|{self.arch}".encode()).hexdigest()[:16]
-
     def iree_flags(self) -> list[str]:
         return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={self.arch}"]
 
-    def describe(self) -> dict[str, object]:
-        return {"arch": self.arch, "requested": self.requested, "driver": self.driver,
-                "fingerprint": self.fingerprint}
-
 
 def cuda_target(arch: str) -> CudaTarget:
-    """The CUDA target for `arch` (`sm_80`, `sm_90a` or a bare `80`): the newest capability IREE knows that is
-    not newer than it. ValueError for another spelling or a GPU older than sm_70 (IREE's oldest)."""
-    text = arch.strip().lower()
-    digits = text[3:] if text.startswith("sm_") else text
-    digits = digits[:-1] if digits.endswith("a") else digits  # sm_90a: Hopper's arch-specific features
-    if not digits.isdigit():
-        raise ValueError(f"CUDA architecture {arch!r}: expected sm_XX (e.g. sm_80, sm_90)")
-    capability = int(digits)
+    """The CUDA target for `arch` (`sm_80`, or `sm_90a` with Hopper's and later GPUs' arch-specific suffix):
+    the newest capability IREE knows that is not newer than it. ValueError for another spelling or a GPU
+    older than IREE's oldest (sm_60)."""
+    match = _CUDA_ARCH.fullmatch(arch)
+    if match is None or (match.group(2) and int(match.group(1)) < 90):
+        raise ValueError(f"CUDA architecture {arch!r}: expected sm_XX (e.g. sm_80, sm_90, sm_90a)")
+    capability = int(match.group(1))
     known = [c for c in IREE_CUDA_CAPABILITIES if c <= capability]
     if not known:
         raise ValueError(f"CUDA architecture {arch!r}: IREE's CUDA target starts at sm_{IREE_CUDA_CAPABILITIES[0]}")
-    return CudaTarget(arch=f"sm_{known[-1]}", requested=f"sm_{digits}" + ("a" if text.endswith("a") else ""))
+    return CudaTarget(arch=f"sm_{known[-1]}", requested=arch)
 
 
 TARGET_SPELLINGS = "host (this CPU, llvm-cpu), cuda:sm_XX (a named NVIDIA GPU) or cuda (the visible GPU)"
@@ -163,11 +158,12 @@ TARGET_SPELLINGS = "host (this CPU, llvm-cpu), cuda:sm_XX (a named NVIDIA GPU) o
 
 def parse_target(text: str) -> CpuTarget | CudaTarget:
     """`host` -> `host_cpu()`; `cuda:sm_XX` -> `cuda_target`; `cuda` -> the first visible GPU's capability (as
-    torch reports it). ValueError naming `text` otherwise, or for `cuda` when no GPU is visible."""
-    kind, _, arch = text.strip().partition(":")
-    if kind in ("host", "cpu", "llvm-cpu") and not arch:
+    torch reports it). Lower case, as written. ValueError naming `text` otherwise, or for `cuda` when no GPU is
+    visible."""
+    kind, colon, arch = text.partition(":")
+    if kind == "host" and not colon:
         return host_cpu()
-    if kind == "cuda" and arch:
+    if kind == "cuda" and colon:
         return cuda_target(arch)
     if kind == "cuda":
         import torch

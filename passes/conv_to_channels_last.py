@@ -25,7 +25,7 @@ below the pad, 2.9 ms above it, 3.7-4.6 ms untouched NCHW.
 | conv_2d_nchw_fchw | conv_2d_nhwc_hwcf (`filter-layout=fhwc`: conv_2d_nhwc_fhwc) |
 | conv_3d_ncdhw_fcdhw | conv_3d_ndhwc_dhwcf; static shapes: one conv_2d_nhwc_hwcf per depth tap |
 | depthwise_conv_2d_nchw_chw | depthwise_conv_2d_nhwc_hwc |
-| conv_2d_ngchw_gfchw (grouped) | conv_2d_nhwgc_gfhwc; static shapes: one batch matmul over groups per filter tap |
+| conv_2d_ngchw_gfchw (grouped) | conv_2d_nhwgc_gfhwc; static shapes with 2+ channels per group and up to 25 taps: one batch matmul over groups per filter tap |
 
 Other convolutions (already channels-last, quantized) and convolutions on
 buffers are left alone; so are the convolution's discardable attributes (a
@@ -65,7 +65,21 @@ _CONV_CLASSES = {
 }
 # A static grouped 2-D convolution runs as batch matmuls over groups: image and init go (g, n, h, w, c),
 # the filter (g, kh, kw, c, f). IREE's conv_2d_nhwgc_gfhwc runs at ~4 GFLOP/s (docs/convolutions.md).
-_GROUPED_AS_TAPS = _ConvClass((1, 0, 3, 4, 2), (0, 3, 4, 2, 1), "BatchMatmulOp")
+# (op_class names no single op here: `_grouped_conv_2d_as_batch_matmul_taps` builds the chain.)
+_GROUPED_AS_TAPS = _ConvClass((1, 0, 3, 4, 2), (0, 3, 4, 2, 1), "")
+_GROUPED_MAX_TAPS = 25
+"""Filter taps (kh * kw) up to which a grouped convolution runs as batch matmuls: each tap is one more
+matmul for iree-compile (Conv2d(16, 32, 7, groups=2): first call 12.2 s against 2.3 s; 11x11: 23.5 s),
+though each runs faster (11x11: 6.5 against 39.9 ms)."""
+
+
+def _grouped_taps_pay(filt) -> bool:
+    """Whether batch matmuls beat IREE's grouped op for this filter (g, f, c, kh, kw), as measured: not with one
+    input channel per group (K = 1 matmuls: Conv2d(2, 64, 3, groups=2) 57-63 ms against 19.5-20), nor past
+    `_GROUPED_MAX_TAPS` (compile time); with two channels per group they win (Conv2d(16, 32, 3, groups=8):
+    2.8 against 4.8-5.8 ms)."""
+    _, _, c, kh, kw = ir.RankedTensorType(filt.type).shape
+    return c > 1 and kh * kw <= _GROUPED_MAX_TAPS
 # filter-layout -> the 2-D op's class (other convolutions have one channels-last form)
 _FILTER_LAYOUTS = {
     "hwcf": _CONV_CLASSES["linalg.conv_2d_nchw_fchw"],
@@ -108,7 +122,8 @@ class ConvToChannelsLastPass(ForgePass):
         # compiles far better than its own 1-D/3-D/grouped convolution ops.
         as_taps = _all_static(image, filt, init) and name in _AS_TAPS
         if as_taps and name == "linalg.conv_2d_ngchw_gfchw":
-            cls = _GROUPED_AS_TAPS
+            as_taps = _grouped_taps_pay(filt)
+            cls = _GROUPED_AS_TAPS if as_taps else cls
         attrs = op.attributes
         strides = attrs["strides"] if "strides" in attrs else None
         dilations = attrs["dilations"] if "dilations" in attrs else None

@@ -32,21 +32,26 @@ def test_a_gpu_newer_than_the_installed_iree_knows_gets_its_newest_ptx(tmp_path)
     src.write_text(GOOD_MLIR)
     proc = run_cli("compile", src, "-o", tmp_path / "h.vmfb", "--target", "cuda:sm_90")
     assert proc.returncode == 0, proc.stderr
-    newest = f"sm_{IREE_CUDA_CAPABILITIES[-1]}"
+    newest = f"sm_{max(c for c in IREE_CUDA_CAPABILITIES if c < 90)}"
+    assert newest == "sm_89"
     assert f"no CUDA target for sm_90; compiling PTX for {newest}" in proc.stderr
     assert f".target {newest}".encode() in (tmp_path / "h.vmfb").read_bytes()
 
 
-@pytest.mark.parametrize("asked, arch", [("sm_80", "sm_80"), ("86", "sm_86"), ("sm_87", "sm_86"),
-                                         ("sm_90a", "sm_89"), ("SM_75", "sm_75"), ("sm_120", "sm_89")])
+@pytest.mark.parametrize("asked, arch", [("sm_80", "sm_80"), ("sm_61", "sm_61"), ("sm_87", "sm_87"),
+                                         ("sm_88", "sm_87"), ("sm_90a", "sm_89"), ("sm_100", "sm_89"),
+                                         ("sm_120", "sm_120")])
 def test_cuda_architecture_resolves_to_the_newest_known_not_newer(asked, arch):
     target = cuda_target(asked)
     assert target.arch == arch and target.driver == "cuda"
     assert target.iree_flags() == ["--iree-hal-target-device=cuda", f"--iree-cuda-target={arch}"]
 
 
-@pytest.mark.parametrize("text, message", [("cuda:volta", "expected sm_XX"), ("cuda:sm_61", "starts at sm_70"),
-                                           ("tpu", "unknown target 'tpu'"), ("host:x", "unknown target")])
+@pytest.mark.parametrize("text, message", [
+    ("cuda:volta", "expected sm_XX"), ("cuda:sm_52", "starts at sm_60"), ("cuda:", "architecture ''"),
+    ("cuda:sm_80a", "expected sm_XX"), ("cuda:SM_80", "expected sm_XX"), ("cuda:sm_80:x", "expected sm_XX"),
+    ("cuda:sm_\u0668\u0660", "expected sm_XX"), ("tpu", "unknown target 'tpu'"), ("host:", "unknown target"),
+    ("HOST", "unknown target")])
 def test_a_bad_target_is_an_error_naming_it_and_writes_nothing(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
         parse_target(text)
@@ -68,6 +73,16 @@ def test_the_visible_gpu_target_needs_a_gpu_and_a_model_file_stays_on_the_cpu(tm
                      "def get_inputs():\n    return [torch.randn(4)]\n")
     proc = run_cli("compile", model, "-o", tmp_path / "a", "--target", "cuda:sm_80")
     assert proc.returncode == 2 and "only .mlir inputs" in proc.stderr and not (tmp_path / "a").exists()
+    proc = run_cli("compile", model, "-o", tmp_path / "a", "--target", "bogus")
+    assert proc.returncode == 1 and "unknown target 'bogus'" in proc.stderr and not (tmp_path / "a").exists()
+
+
+def test_an_output_path_that_cannot_be_written_is_an_error_naming_it(tmp_path):
+    src = tmp_path / "add.mlir"
+    src.write_text(GOOD_MLIR)
+    proc = run_cli("compile", src, "-o", tmp_path, "--target", "cuda:sm_80")  # a directory
+    assert proc.returncode == 1 and f"{tmp_path}: cannot write the vmfb" in proc.stderr
+    assert "Traceback" not in proc.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["add.mlir"]
 
 
 def _cuda_driver_and_gpu() -> bool:

@@ -230,6 +230,10 @@ CONV_CLASSES = {
     "grouped_strided_dilated": (lambda: torch.nn.Conv2d(6, 9, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(1, 2),
                                                         groups=3), (1, 6, 8, 7), "linalg.batch_matmul"),
     "grouped_bf16": (lambda: torch.nn.Conv2d(4, 4, 2, groups=2).bfloat16(), (1, 4, 4, 3), "linalg.batch_matmul"),
+    # One input channel per group (K = 1 matmuls) and more than 25 taps keep IREE's grouped op: faster there.
+    "grouped_one_channel_per_group": (lambda: torch.nn.Conv2d(2, 6, 3, padding=1, groups=2), (1, 2, 5, 5),
+                                      "linalg.conv_2d_nhwgc_gfhwc"),
+    "grouped_7x7": (lambda: torch.nn.Conv2d(4, 4, 7, padding=3, groups=2), (1, 4, 8, 8), "linalg.conv_2d_nhwgc_gfhwc"),
     "transposed": (lambda: torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1), (2, 4, 5, 5),
                    "linalg.conv_2d_nhwc_hwcf"),
     # One zero fill is both the scatter's destination and the init: the bypassed chains overlap.
@@ -257,7 +261,8 @@ def test_default_lowering_runs_convolutions_channels_last_and_stays_equal(name):
     mlir = lower_graph(gm, [], LoweringOptions()).mlir
     assert op in mlir, mlir
     assert not re.search(r"linalg\.(conv|depthwise_conv)_\w*_n(g?)c", mlir), "a channels-first convolution is left"
-    assert "linalg.conv_1d" not in mlir and "linalg.conv_3d" not in mlir and "linalg.conv_2d_nhwgc" not in mlir
+    assert "linalg.conv_1d" not in mlir and "linalg.conv_3d" not in mlir
+    assert ("linalg.conv_2d_nhwgc" in mlir) == (op == "linalg.conv_2d_nhwgc_gfhwc")
     # No transpose reads a padded or scattered image: the pad/insert runs on the channels-last source.
     padded = set(re.findall(r"(%\w+) = tensor\.(?:pad|insert_slice)", mlir))
     transposed = set(re.findall(r"linalg\.transpose ins\((%\w+)", mlir))

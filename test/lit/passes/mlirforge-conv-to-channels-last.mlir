@@ -179,7 +179,8 @@ func.func @conv_classes(%x1: tensor<1x2x5xf32>, %w1: tensor<3x2x2xf32>, %i1: ten
 // CHECK:         linalg.depthwise_conv_2d_nhwc_hwc {{.*}}ins({{.*}} : tensor<1x3x3x2xf32>, tensor<2x2x2xf32>)
 // CHECK:         %[[INITG:.+]] = tensor.collapse_shape {{.*}} : tensor<2x1x2x2x3xf32> into tensor<2x4x3xf32>
 // CHECK:         %[[WIN0:.+]] = tensor.extract_slice %{{.+}}[0, 0, 0, 0, 0] [2, 1, 2, 2, 2] [1, 1, 1, 1, 1] : tensor<2x1x3x3x2xf32> to tensor<2x1x2x2x2xf32>
-// CHECK:         %[[G0:.+]] = linalg.batch_matmul ins({{.*}} : tensor<2x4x2xf32>, tensor<2x2x3xf32>) outs(%[[INITG]] : tensor<2x4x3xf32>)
+// CHECK:         %[[LHS0:.+]] = tensor.collapse_shape %[[WIN0]] {{.*}} : tensor<2x1x2x2x2xf32> into tensor<2x4x2xf32>
+// CHECK:         %[[G0:.+]] = linalg.batch_matmul ins(%[[LHS0]], %{{.+}} : tensor<2x4x2xf32>, tensor<2x2x3xf32>) outs(%[[INITG]] : tensor<2x4x3xf32>)
 // CHECK:         tensor.extract_slice %{{.+}}[0, 0, 0, 1, 0] [2, 1, 2, 2, 2] [1, 1, 1, 1, 1] : tensor<2x1x3x3x2xf32> to tensor<2x1x2x2x2xf32>
 // CHECK:         %[[G1:.+]] = linalg.batch_matmul ins({{.*}} : tensor<2x4x2xf32>, tensor<2x2x3xf32>) outs(%[[G0]] : tensor<2x4x3xf32>)
 // CHECK:         %[[G2:.+]] = linalg.batch_matmul ins({{.*}}) outs(%[[G1]] : tensor<2x4x3xf32>)
