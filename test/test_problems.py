@@ -212,8 +212,11 @@ def test_ctrl_c_prints_the_table_so_far(tmp_path):
     shutil.copy(PROBLEMS / "11_broken.py", tmp_path / "1_broken.py")
     pid_file = tmp_path / "sleepy.pid"
     (tmp_path / "2_sleepy.py").write_text(SLEEPY.format(pid_file=str(pid_file)))
+    # As a terminal's Ctrl-C finds it: SIGINT at its default. A test run started in the background by a
+    # shell without job control inherits SIGINT ignored, and Python then installs no KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "mlirforge.problems", str(tmp_path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
