@@ -132,6 +132,10 @@ def compose(
     # A kernel that built alone may not build inside the model, where IREE
     # forms its dispatches differently: each winner must build in place.
     for w in winners:
+        if w[1].kind_info.runtime != "iree":
+            # Its PTX would have to be embedded as an IREE custom dispatch, which is not built yet.
+            dropped.append((w, f"a {w[1].kind} kernel cannot be placed in the IREE artifact yet"))
+            continue
         try:
             compile_or_reject(apply_winners(outlined, [w], settings), flags, model.cache)
             kept.append(w)

@@ -27,7 +27,7 @@ from mlirforge.llm_rewrite.candidates import Built, CandidateRejected
 from mlirforge.llm_rewrite.kernels import runnable_module
 from mlirforge.llm_rewrite.settings import EvalSettings
 from mlirforge.llm_rewrite.types import Candidate, Kernel, Stage, TensorSpec, Verdict
-from mlirforge.llm_rewrite.worker_protocol import ModuleSpec, WorkerRequest, new_seed, run_worker
+from mlirforge.llm_rewrite.worker_protocol import ModuleSpec, TritonSpec, WorkerRequest, new_seed, run_worker
 from mlirforge.lowering.errors import LoweringError
 from mlirforge.lowering.iree_compile import CompileResult, ModuleCache, compile_mlir
 
@@ -170,6 +170,7 @@ class KernelEvaluator:
         self.workdir = workdir
         self.cache = cache
         self._reference: ModuleSpec | None = None
+        self._cuda_reference: ModuleSpec | None = None
         self._printed: str | None = None
 
     def reference(self) -> ModuleSpec:
@@ -177,6 +178,18 @@ class KernelEvaluator:
             text = runnable_module(self.kernel, self.kernel.module)
             self._reference = build_reference(text, self.settings, self.cache, self.workdir / f"ref-{self.kernel.hash}.vmfb")
         return self._reference
+
+    def cuda_reference(self) -> ModuleSpec:
+        """The kernel built by IREE for the visible GPU, run on IREE's `cuda` driver: what a Triton kernel
+        on that GPU must beat. The CPU's default flags are left out (as `mlirforge compile --target`)."""
+        if self._cuda_reference is None:
+            from mlirforge.lowering.target import parse_target
+
+            text = runnable_module(self.kernel, self.kernel.module)
+            compiled = compile_mlir(text, "auto", [], self.cache, target=parse_target("cuda"))
+            self._cuda_reference = module_spec(self.workdir / f"ref-cuda-{self.kernel.hash}.vmfb", compiled,
+                                               driver="cuda")
+        return self._cuda_reference
 
     def _unchanged(self) -> str:
         """The kernel's module as the kinds print it (parsed and printed once)."""
@@ -208,6 +221,8 @@ class KernelEvaluator:
                                         self.settings.formal_timeout_s)
 
     def evaluate(self, cand: Candidate) -> Verdict:
+        if cand.kind_info.runtime == "triton":
+            return self._evaluate_triton(cand)
         try:
             built = build_candidate(self.kernel, cand, self.settings)
             self._check_built(cand, built)
@@ -227,6 +242,48 @@ class KernelEvaluator:
         )
         verdict.equivalence.setdefault("flags", list(built.flags))
         record_proof(verdict, proof)
+        verdict.source = built.source
+        return verdict
+
+
+    def _evaluate_triton(self, cand: Candidate) -> Verdict:
+        """A Triton kernel against the kernel's IREE build, in the sandboxed worker (`llm_rewrite.sandbox`).
+
+        Its build is Triton's, at its first launch in the worker: a failure there is the worker's error.
+        """
+        from mlirforge.llm_rewrite.candidates import triton
+
+        try:
+            built = build_candidate(self.kernel, cand, self.settings)
+        except CandidateRejected as exc:
+            return Verdict(cand.id, stage=exc.stage, built=False, reason=f"{exc.stage}: {exc.reason}")
+        where = triton.device()
+        try:
+            reference = self.reference() if where == "cpu" else self.cuda_reference()
+        except LoweringError as exc:
+            return Verdict(cand.id, stage=Stage.BUILD, built=False,
+                           reason=f"build: the kernel does not build for the GPU to compare with: {exc.summary()}")
+        home = self.workdir / f"triton-{cand.id}"
+        home.mkdir(exist_ok=True)
+        source = home / "kernel.py"
+        source.write_text(built.source)
+        launch = triton.KIND.check_payload(cand.payload)
+        spec = TritonSpec(str(source), str(home), launch["entry"], tuple(launch["grid"]),
+                          tuple(o.to_json() for o in self.kernel.outputs), launch["constexprs"],
+                          launch["num_warps"], launch["num_stages"], tuple(self.kernel.weight_inputs), where)
+        if where == "cpu":
+            # The interpreter runs each program in Python: a check of the values, no measure of speed.
+            reply = time_and_check(reference, spec, self.kernel.call_inputs, self.kernel.reduction_depth,
+                                   self.settings, self.workdir, timing=False, weights=self.kernel.weights)
+            verdict = verdict_from_reply(cand.id, reply, self.settings)
+            if verdict.equivalent:
+                verdict.stage = Stage.TIMING
+                verdict.reason = ("equivalent under Triton's interpreter (TRITON_INTERPRET=1); not timed: the "
+                                  "interpreter says nothing of a GPU's speed")
+        else:
+            verdict = check_and_time(cand.id, reference, spec, self.kernel.call_inputs, self.kernel.reduction_depth,
+                                     self.settings, self.workdir, weights=self.kernel.weights)
+        verdict.equivalence.setdefault("runtime", f"triton on {where}")
         verdict.source = built.source
         return verdict
 

@@ -6,7 +6,8 @@ limits and dies with its parent, so a candidate that crashes, hangs or eats
 memory costs a Verdict, never the user's process. It says on stderr which
 phase it starts (`worker_protocol.PHASE`), so a crash or time-out names it.
 It imports only numpy and the IREE runtime (no torch, no compiler), which keeps
-its start-up short.
+its start-up short; a `triton` candidate adds torch and triton (`triton_runner`)
+and the sandbox for Python code (`llm_rewrite.sandbox`).
 
 What it draws and what it counts as equal (input distributions, the error
 bound) is `llm_rewrite.equivalence`'s.
@@ -17,6 +18,7 @@ The request and reply are `llm_rewrite.worker_protocol`'s.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -24,7 +26,7 @@ import time
 import numpy as np
 
 from mlirforge.llm_rewrite.equivalence import compare, magnitude, make_input, term_scales
-from mlirforge.llm_rewrite.worker_protocol import PHASE, ModuleSpec, WorkerRequest
+from mlirforge.llm_rewrite.worker_protocol import PHASE, ModuleSpec, TritonSpec, WorkerRequest
 
 _phase_now = "starting"
 
@@ -84,6 +86,13 @@ class Runner:
     def to_host(self, views) -> list[np.ndarray]:
         return [self.rt.DeviceArray(self.device, v, implicit_host_transfer=True).to_host().copy() for v in views]
 
+    def read_back(self, dev_inputs) -> list[np.ndarray]:
+        """The inputs as the module left them (a write into one is a wrong result)."""
+        return self.to_host([d._buffer_view for _, d in dev_inputs])
+
+    def sync(self) -> None:
+        """Nothing to wait for: an IREE invocation returns when its results are ready."""
+
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
@@ -119,7 +128,7 @@ def check(ref: Runner, cand: Runner, request: WorkerRequest, ref_abs: Runner | N
             first_views = cand(cand_inputs)
             got = cand.to_host(first_views)
             # What the module saw as its inputs, read back: a write into them is a wrong result.
-            seen = cand.to_host([d._buffer_view for _, d in cand_inputs])
+            seen = cand.read_back(cand_inputs)
             modified = any(not _same_bits(a, b) for a, b in zip(seen, before))
             # The same inputs again must give the same bits (uninitialised memory does not).
             repeat = cand.to_host(cand(cand.device_inputs([a.copy() for a in before])))
@@ -171,6 +180,7 @@ def time_ab(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
             start = time.perf_counter()
             for _ in range(inner):
                 runner(inputs)
+            runner.sync()
             out.append((time.perf_counter() - start) / inner)
     a, b = np.array(a), np.array(b)
     speedup = float(np.median(a) / np.median(b))
@@ -191,11 +201,21 @@ def time_ab(ref: Runner, cand: Runner, request: WorkerRequest) -> dict:
     }
 
 
+def candidate_runner(request: WorkerRequest, weights: list[np.ndarray]):
+    """The candidate's runner: a module's `Runner`, or a Triton kernel's (`triton_runner`)."""
+    spec = request.candidate
+    if isinstance(spec, TritonSpec):
+        from mlirforge.llm_rewrite.triton_runner import TritonRunner
+
+        return TritonRunner(spec, weights)
+    return Runner(spec, spec.driver or request.driver, weights)
+
+
 def error_bound(request: WorkerRequest) -> str:
     """`terms` or `global`: per element only where the worker draws every operand (no parameter archive)."""
     if request.error_bound != "auto":
         return request.error_bound
-    return "global" if request.reference.parameters or request.candidate.parameters else "terms"
+    return "global" if request.reference.parameters or getattr(request.candidate, "parameters", None) else "terms"
 
 
 def run(request: WorkerRequest) -> dict:
@@ -206,16 +226,17 @@ def run(request: WorkerRequest) -> dict:
     weights = [np.ascontiguousarray(make_input(rng, w["shape"], w["dtype"], "normal")) for w in request.weights]
     phase("loading the reference")
     ref = Runner(request.reference, request.reference.driver or driver, weights)
+    ref_abs = None
+    if request.check and error_bound(request) == "terms":
+        ref_abs = ref
+        if weights:
+            phase("loading the reference with the weights' magnitudes")
+            ref_abs = Runner(request.reference, request.reference.driver or driver, [magnitude(w) for w in weights])
+    # The candidate last: a Triton kernel's loading closes the sandbox (`llm_rewrite.sandbox`).
     phase("loading the candidate")
-    cand = Runner(request.candidate, request.candidate.driver or driver, weights)
+    cand = candidate_runner(request, weights)
     out: dict = {}
     if request.check:
-        ref_abs = None
-        if error_bound(request) == "terms":
-            ref_abs = ref
-            if weights:
-                phase("loading the reference with the weights' magnitudes")
-                ref_abs = Runner(request.reference, request.reference.driver or driver, [magnitude(w) for w in weights])
         out.update(check(ref, cand, request, ref_abs))
         if not out["equivalent"]:
             return out
@@ -243,8 +264,18 @@ def _die_with_parent() -> None:
 
 
 def sandbox(request: WorkerRequest) -> None:
-    """The limits the worker sets on itself before it loads any module (see `worker_protocol`)."""
-    if request.memory_mb:
+    """The limits the worker sets on itself before it loads any module (see `worker_protocol`);
+    for a Triton candidate also no network (`llm_rewrite.sandbox`, which confines its files later)."""
+    triton = isinstance(request.candidate, TritonSpec)
+    if triton:
+        from mlirforge.llm_rewrite import sandbox as python_sandbox
+
+        if request.candidate.device == "cpu":
+            # First: it needs a process with one thread. Not on a GPU, where no run has yet shown
+            # that CUDA starts inside a new user namespace; there the audit hook alone refuses sockets.
+            python_sandbox.isolate_network()
+    # CUDA reserves far more address space than it uses: a GPU worker's memory is bounded on the device.
+    if request.memory_mb and not (triton and request.candidate.device == "cuda"):
         _lower_limit(resource.RLIMIT_AS, request.memory_mb * 2**20, request.memory_mb * 2**20)
     if request.cpu_s:
         # The soft limit sends SIGXCPU (reported as such by `run_worker`), the hard one SIGKILL.
@@ -264,12 +295,16 @@ def _failure(exc: BaseException, request: WorkerRequest) -> str:
 
 def main() -> int:
     request = WorkerRequest.from_json(json.loads(open(sys.argv[1]).read()))
+    # The reply goes to the original stdout; anything a candidate prints goes to stderr.
+    reply_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     sandbox(request)
     try:
         reply = run(request)
     except Exception as exc:  # the candidate's failure is a verdict
         reply = {"error": _failure(exc, request)}
-    sys.stdout.write(json.dumps(reply))
+    reply_out.write(json.dumps(reply))
+    reply_out.flush()
     return 0
 
 

@@ -12,7 +12,10 @@ may be absent: `check` / `timing` off), or {"error": "..."}; `run_worker` adds
 "seed" and turns a crash or time-out into {"error": ...} naming what the worker
 was doing (the worker writes each phase to its stderr as it starts it).
 
-The sandbox: the wall-clock limit (`run_worker`'s `timeout_s`,
+The sandbox: every worker starts with an environment cut to an allow-list
+(`sandbox.worker_environment`: no API keys); a Triton candidate's worker also
+starts in the candidate's own directory, without network, and confined to that
+directory once it has loaded what it needs (`llm_rewrite.sandbox`). The wall-clock limit (`run_worker`'s `timeout_s`,
 `EvalSettings.timeout_s`, default 120 s) kills the worker; inside, the worker
 limits its own address space (`memory_mb`, `EvalSettings.memory_mb`, default
 8192 MB), its CPU time (`cpu_s`, by default the wall-clock limit times the
@@ -74,6 +77,48 @@ class ModuleSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class TritonSpec:
+    """A Triton kernel the worker runs as the candidate (`candidates.triton`), in place of a module.
+
+    `source`: the path of the kernel's Python file, inside `workdir`, the one
+    directory the kernel may read and write (`llm_rewrite.sandbox`). The call is
+    `entry[grid](*inputs, *outputs, **constexprs, num_warps=, num_stages=)`:
+    inputs in the kernel's argument order (weights at `weight_positions`, as
+    parameters are for a module), contiguous row-major; outputs fresh, filled
+    with a poison value that changes from call to call. `outputs`: [{"shape",
+    "dtype"}]. `device`: "cuda", or "cpu" under Triton's interpreter
+    (`TRITON_INTERPRET=1`: correctness only, timing is meaningless there).
+    """
+
+    source: str
+    workdir: str
+    entry: str
+    grid: tuple[int, ...]
+    outputs: tuple[dict, ...]
+    constexprs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    num_warps: int = 4
+    num_stages: int = 2
+    weight_positions: tuple[int, ...] = ()
+    device: str = "cpu"
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["grid"], d["outputs"], d["weight_positions"] = list(self.grid), list(self.outputs), list(self.weight_positions)
+        return {"triton": d}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TritonSpec:
+        t = d["triton"]
+        return cls(t["source"], t["workdir"], t["entry"], tuple(t["grid"]), tuple(t["outputs"]),
+                   dict(t.get("constexprs", {})), int(t.get("num_warps", 4)), int(t.get("num_stages", 2)),
+                   tuple(t.get("weight_positions", ())), t.get("device", "cpu"))
+
+
+def spec_from_json(d: dict[str, Any]) -> ModuleSpec | TritonSpec:
+    return TritonSpec.from_json(d) if "triton" in d else ModuleSpec.from_json(d)
+
+
+@dataclasses.dataclass(frozen=True)
 class TimingPlan:
     """Interleaved A/B rounds: `rounds` pairs of `inner` calls each, after `warmup` calls of each."""
 
@@ -97,7 +142,7 @@ class WorkerRequest:
     """
 
     reference: ModuleSpec
-    candidate: ModuleSpec
+    candidate: ModuleSpec | TritonSpec
     inputs: tuple[dict, ...]
     seed: int
     weights: tuple[dict, ...] = ()
@@ -125,7 +170,7 @@ class WorkerRequest:
     def from_json(cls, d: dict[str, Any]) -> WorkerRequest:
         timing = d.get("timing")
         return cls(
-            reference=ModuleSpec.from_json(d["reference"]), candidate=ModuleSpec.from_json(d["candidate"]),
+            reference=ModuleSpec.from_json(d["reference"]), candidate=spec_from_json(d["candidate"]),
             inputs=tuple(d["inputs"]), seed=int(d["seed"]), weights=tuple(d.get("weights", ())),
             distributions=tuple(d.get("distributions", DISTRIBUTIONS)), samples=int(d.get("samples", 1)),
             reduction_depth=int(d.get("reduction_depth", 1)), check=bool(d.get("check", True)),
@@ -169,10 +214,19 @@ def run_worker(request: WorkerRequest, timeout_s: float, workdir: Path) -> dict:
         request = dataclasses.replace(request, cpu_s=cpu_limit_s(timeout_s))
     path = Path(workdir) / f"request-{secrets.token_hex(4)}.json"
     path.write_text(json.dumps(request.to_json()))
+    from mlirforge.llm_rewrite.sandbox import worker_environment
+
+    cwd, env = None, worker_environment()  # no secrets in any worker
+    if isinstance(request.candidate, TritonSpec):
+        # Python code: it starts in its own directory, which is also its home, temp and Triton cache.
+        cwd = request.candidate.workdir
+        env.update(HOME=cwd, TMPDIR=cwd, TRITON_CACHE_DIR=str(Path(cwd) / "triton-cache"))
+        if request.candidate.device == "cpu":
+            env["TRITON_INTERPRET"] = "1"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "mlirforge.llm_rewrite.worker", str(path)],
-            capture_output=True, text=True, timeout=timeout_s,
+            [sys.executable, "-m", "mlirforge.llm_rewrite.worker", str(Path(path).resolve())],
+            capture_output=True, text=True, timeout=timeout_s, cwd=cwd, env=env,
         )
     except subprocess.TimeoutExpired as exc:
         return {"error": f"timed out after {timeout_s:g} s{_last_phase(exc.stderr)} (the worker's wall-clock "

@@ -243,6 +243,9 @@ class _Fake:
     def to_host(self, views):
         return [np.array(v, copy=True) for v in views]
 
+    def read_back(self, inputs):
+        return self.to_host([d._buffer_view for _, d in inputs])
+
 
 def _fake_check(cand_fn):
     request = WorkerRequest(reference=ModuleSpec("ref"), candidate=ModuleSpec("cand"),

@@ -4,8 +4,9 @@ Adding a kind is one module defining a `CandidateKind` subclass plus one
 `register(...)` call: the answer parser, the evaluator, the prompts and the
 reports all go through `get(kind)`. Built in, in prompt order: `kernel`
 (a replacement function), `tiling` (IREE tile sizes for the root op),
-`pipeline` (our passes on the kernel), `flags` (module-wide IREE flags and
-driver).
+`triton` (a Triton kernel and its launch, where a GPU or Triton's interpreter
+is there), `pipeline` (our passes on the kernel), `flags` (module-wide IREE
+flags and driver).
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ def get(name: str) -> CandidateKind:
         raise ValueError(f"unknown candidate kind {name!r}; expected one of {', '.join(_KINDS)}") from None
 
 
-def names(scope: str | None = None) -> tuple[str, ...]:
-    """Registered kinds in registration (prompt) order, optionally only those of one scope."""
-    return tuple(n for n, k in _KINDS.items() if scope is None or k.scope == scope)
+def names(scope: str | None = None, everywhere: bool = False) -> tuple[str, ...]:
+    """Registered kinds in registration (prompt) order, optionally only those of one scope; only
+    those that can run on this machine (`CandidateKind.available`) unless `everywhere`."""
+    return tuple(n for n, k in _KINDS.items()
+                 if (scope is None or k.scope == scope) and (everywhere or k.available()))
 
 
 def _register_builtins() -> None:
-    from mlirforge.llm_rewrite.candidates import flags, kernel, pipeline, tiling
+    from mlirforge.llm_rewrite.candidates import flags, kernel, pipeline, tiling, triton
 
-    for module in (kernel, tiling, pipeline, flags):
+    for module in (kernel, tiling, triton, pipeline, flags):
         register(module.KIND)
 
 

@@ -14,7 +14,8 @@ A kind is a small object with three jobs (ARCHITECTURE.md, "Candidate"):
   "What you may propose" list.
 
 `scope` says where a kind applies: "kernel" (one outlined kernel) or
-"module" (the whole model; built by `module_choice`).
+"module" (the whole model; built by `module_choice`). `runtime` says what runs
+it (IREE, or Triton for `triton`), `available` whether it can run here.
 """
 
 from __future__ import annotations
@@ -98,8 +99,15 @@ class CandidateKind:
 
     name: ClassVar[str]
     scope: ClassVar[str] = "kernel"
+    runtime: ClassVar[str] = "iree"
+    """What runs a built candidate: "iree" (`Built.source` is MLIR compiled by IREE) or "triton"
+    (`Built.source` is a Triton kernel, run by the worker's `triton_runner`)."""
     fields: ClassVar[frozenset[str]] = frozenset()
     """The payload keys this kind may carry (the prompt's JSON keys besides kind/rationale/parent)."""
+
+    def available(self) -> bool:
+        """Whether candidates of this kind can be evaluated on this machine (offered to proposers only then)."""
+        return True
 
     def check_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload with its defaults filled in; ValueError naming what is wrong."""

@@ -6,15 +6,18 @@ the CPU's vector width and whose distribution tile keeps one operand panel of
 each input within the L2 cache; after a win it climbs around the winner
 (halving/doubling one tile size at a time). It also proposes our pass
 orderings where they apply (fold transposes into matmuls, generalize, go
-channels-last for NCHW convolutions), and module-wide IREE flags and the
-runtime driver.
+channels-last for NCHW convolutions), Triton kernels from templates where a GPU
+or Triton's interpreter is there (`triton_templates`), and module-wide IREE
+flags and the runtime driver.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from mlirforge.llm_rewrite.proposers import History, Proposer
+from mlirforge.llm_rewrite import candidates
+from mlirforge.llm_rewrite.candidates.triton import device as triton_device
+from mlirforge.llm_rewrite.proposers import History, Proposer, triton_templates
 from mlirforge.llm_rewrite.types import Candidate, Kernel
 from mlirforge.lowering.target import host_cpu
 
@@ -61,6 +64,10 @@ class HeuristicProposer(Proposer):
     def propose(self, kernel: Kernel, history: History, n: int) -> list[Candidate]:
         tried = {c.id for c, _ in history}
         ordered = self._climb(kernel, history) + self._pipelines(kernel) + self._tilings(kernel)
+        triton = self._triton(kernel)
+        # On a GPU the Triton templates are the candidates that can win; under the CPU's
+        # interpreter they are only checked, so they come after everything else.
+        ordered = triton + ordered if triton and triton_device() == "cuda" else ordered + triton
         out, seen = [], set()
         for cand in ordered:
             if cand.id in tried or cand.id in seen:
@@ -70,6 +77,13 @@ class HeuristicProposer(Proposer):
             if len(out) == n:
                 break
         return out
+
+    def _triton(self, kernel: Kernel) -> list[Candidate]:
+        """Triton templates (`triton_templates`) where a Triton kernel can run here."""
+        if not candidates.get("triton").available():
+            return []
+        return [Candidate("triton", payload, kernel.hash, proposer=self.name, rationale=why)
+                for payload, why in triton_templates.payloads(kernel)]
 
     def _pipelines(self, kernel: Kernel) -> list[Candidate]:
         text = kernel.module
