@@ -154,6 +154,8 @@ def confine(workdir: str | Path, executables: tuple[str, ...] = ()) -> None:
                 program = _path_of(first)
             if program not in allowed_programs:
                 refuse(f"start the program {program or args[:2]}")
+        elif event in ("os.posix_spawn", "os.exec") and args and _path_of(args[0]) in allowed_programs:
+            return  # how subprocess starts a program it already let through (`subprocess.Popen` above)
         elif event in _BLOCKED or event.startswith("os.exec") or event.startswith("os.spawn"):
             refuse(_BLOCKED.get(event, "run another program") + f" ({event})")
 

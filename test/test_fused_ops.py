@@ -69,9 +69,12 @@ def compile_and_check(model, call, inputs):
 # 'i8' but got: 'i1'"), with or without these decompositions (a plain
 # nn.MultiheadAttention with a bool attn_mask hits it too); the backend then
 # compiles that graph without data tiling and warns. No op falls back: where a
-# test passes a bool mask, that one warning is tolerated.
+# test passes a bool mask, that one warning is tolerated. On AVX2 (Zen 3) the same
+# i1 input fails differently: "'iree_codegen.load_from_buffer' op buffer and tensor
+# shapes must be compatible and element types must match" (an i1 buffer read as i8).
 def _data_tiling_i1_retry(message: str) -> bool:
-    return "linalg.pack" in message and "compiled without data tiling" in message
+    return (("linalg.pack" in message or "iree_codegen.load_from_buffer" in message)
+            and "compiled without data tiling" in message)
 
 
 def assert_compiled(result, bool_mask_input: bool = False):

@@ -301,3 +301,68 @@ def test_the_matmul_template_on_the_gpu_is_checked_and_timed(matmul_kernel, monk
     verdict = evaluate(matmul_kernel, payload)
     assert verdict.equivalent is True, verdict.reason
     assert verdict.speedup is not None and verdict.equivalence["runtime"] == "triton on cuda"
+
+
+# -- a Triton kernel as an IREE custom dispatch (compiled for a named GPU, no GPU needed) --------------------
+
+
+@pytest.fixture(scope="module")
+def matmul_ptx(matmul_kernel):
+    from mlirforge.llm_rewrite.candidates.triton import KIND
+    from mlirforge.llm_rewrite.triton_dispatch import compile_to_ptx
+
+    payload = KIND.check_payload(triton_templates.matmul_payloads(matmul_kernel)[0][0])
+    return payload, compile_to_ptx(matmul_kernel, payload, payload["source"], "sm_80")
+
+
+def test_triton_compiles_a_kernel_to_ptx_without_a_gpu(matmul_ptx):
+    _, ptx = matmul_ptx
+    assert ".target sm_80" in ptx.ptx and f".entry {ptx.name}(" in ptx.ptx
+    assert ptx.name.startswith("kernel") and ptx.scratch_bytes == 0 and ptx.num_warps == 4
+
+
+def test_the_ptx_is_embedded_in_a_vmfb_as_an_iree_custom_dispatch(matmul_kernel, matmul_ptx):
+    from mlirforge.llm_rewrite.triton_dispatch import extern_dispatch_module
+    from mlirforge.lowering.iree_compile import compile_mlir
+    from mlirforge.lowering.target import cuda_target
+
+    payload, ptx = matmul_ptx
+    module = extern_dispatch_module(matmul_kernel, ptx, payload["grid"])
+    assert f'hal.dispatch.extern "{ptx.name}"' in module and "workgroup_size = [128 : index" in module
+    vmfb = compile_mlir(module, "auto", [], None, target=cuda_target("sm_80")).vmfb
+    assert f".entry {ptx.name}(".encode() in vmfb and b"cuda-nvptx-fb" in vmfb
+
+
+def test_compiling_a_kernel_to_ptx_runs_confined(matmul_kernel, matmul_ptx, tmp_path):
+    from mlirforge.llm_rewrite.triton_dispatch import TritonCompileError, compile_to_ptx
+
+    payload, _ = matmul_ptx
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    source = f"LEAK = open({str(secret)!r}).read()\n" + payload["source"]
+    with pytest.raises(TritonCompileError, match="sandbox"):
+        compile_to_ptx(matmul_kernel, payload, source, "sm_80")
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_the_embedded_triton_kernel_runs_on_the_cuda_driver(matmul_kernel, matmul_ptx):
+    import numpy as np
+
+    import iree.runtime as rt
+    import torch
+
+    from mlirforge.llm_rewrite.triton_dispatch import compile_to_ptx, extern_dispatch_module
+    from mlirforge.lowering.iree_compile import compile_mlir
+    from mlirforge.lowering.target import parse_target
+
+    payload, _ = matmul_ptx
+    target = parse_target("cuda")
+    ptx = compile_to_ptx(matmul_kernel, payload, payload["source"], target.arch)
+    vmfb = compile_mlir(extern_dispatch_module(matmul_kernel, ptx, payload["grid"]), "auto", [], None,
+                        target=target).vmfb
+    a, b = np.random.rand(16, 24).astype(np.float32), np.random.rand(24, 40).astype(np.float32)
+    config = rt.Config("cuda")
+    ctx = rt.SystemContext(config=config)
+    ctx.add_vm_module(rt.VmModule.copy_buffer(config.vm_instance, vmfb))
+    out = ctx.modules.module["main"](a, b).to_host()
+    assert torch.allclose(torch.from_numpy(out), torch.from_numpy(a @ b), rtol=1e-5, atol=1e-5)
