@@ -67,8 +67,19 @@ class RewriteCache:
         self.path = Path(path) if path else cache_root() / "rewrites.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        # Two processes opening a new cache at once: SQLite can answer the switch to WAL (which
+        # needs the file to itself for a moment) with "database is locked" at once, without
+        # waiting on its busy timeout (seen in CI). Retry for as long as that timeout.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.db.close()
