@@ -245,7 +245,6 @@ class KernelEvaluator:
         verdict.source = built.source
         return verdict
 
-
     def _evaluate_triton(self, cand: Candidate) -> Verdict:
         """A Triton kernel against the kernel's IREE build, in the sandboxed worker (`llm_rewrite.sandbox`).
 

@@ -158,9 +158,9 @@ def _compile_here(request: dict[str, Any]) -> dict[str, Any]:
 
     from mlirforge.llm_rewrite import sandbox
 
-    from mlirforge.llm_rewrite.triton_runner import _programs_triton_runs
+    from mlirforge.llm_rewrite.triton_runner import programs_triton_runs
 
-    sandbox.confine(request["home"], _programs_triton_runs())  # Triton runs ptxas
+    sandbox.confine(request["home"], programs_triton_runs())  # Triton runs ptxas
     spec = importlib.util.spec_from_file_location("mlirforge_triton_candidate", request["source"])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -31,7 +31,7 @@ def _torch_dtype(torch, mlir: str):
             "i64": torch.int64, "i32": torch.int32, "i16": torch.int16, "i8": torch.int8, "i1": torch.bool}[mlir]
 
 
-def _programs_triton_runs() -> tuple[str, ...]:
+def programs_triton_runs() -> tuple[str, ...]:
     """On a GPU, Triton builds its launcher with the C compiler and assembles PTX with ptxas."""
     found = [shutil.which(os.environ.get("CC", "")) if os.environ.get("CC") else None,
              shutil.which("cc"), shutil.which("gcc"), shutil.which("clang")]
@@ -64,7 +64,7 @@ class TritonRunner:
         self._poison = itertools.cycle((0, 1))
         if spec.device == "cuda":
             self._warm_up()
-        sandbox.confine(spec.workdir, _programs_triton_runs() if spec.device == "cuda" else ())
+        sandbox.confine(spec.workdir, programs_triton_runs() if spec.device == "cuda" else ())
         module_spec = importlib.util.spec_from_file_location("mlirforge_triton_candidate", spec.source)
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)

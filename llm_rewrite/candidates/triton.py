@@ -35,6 +35,7 @@ from typing import Any
 
 from mlirforge.llm_rewrite.candidates.base import Built, CandidateKind, CandidateRejected
 from mlirforge.llm_rewrite.settings import EvalSettings
+from mlirforge.llm_rewrite.triton_dispatch import TRITON_TYPES
 from mlirforge.llm_rewrite.types import Kernel, Stage
 
 MAX_SOURCE_CHARS = 50_000
@@ -45,7 +46,8 @@ MAX_GRID = (2**31 - 1, 65535, 65535)
 """CUDA's grid limits per axis (x, y, z)."""
 LAUNCH_OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg", "grid", "warmup", "stream", "device")
 """Keyword arguments a Triton launch takes for itself: no constexpr may be called so."""
-DTYPES = ("f32", "f16", "bf16", "f64", "i64", "i32", "i16", "i8", "i1")
+DTYPES = tuple(TRITON_TYPES)
+"""Element types a Triton kernel here takes pointers to (`triton_dispatch.TRITON_TYPES`)."""
 IMPORTS = ("triton", "triton.language", "math")
 FORBIDDEN_NAMES = frozenset({
     "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
